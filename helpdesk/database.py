@@ -1,0 +1,82 @@
+"""The declarative base, shared column types and time helpers used by every feature's models.
+
+Times are stored as naive UTC everywhere (SQLite has no time zones); `utcnow()` is the one
+clock. Money is `Numeric(12, 2)` and handled as `Decimal`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import JSON, MetaData, Numeric
+from sqlalchemy.orm import DeclarativeBase, registry
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(12, 2)
+CENT = Decimal("0.01")
+
+
+class Base(DeclarativeBase):
+    """Base class of every model: one metadata with a naming convention Alembic can diff."""
+
+    registry = registry(
+        metadata=MetaData(naming_convention=NAMING_CONVENTION),
+        type_annotation_map={Decimal: Money, dict: JSON, list: JSON},
+    )
+
+
+def utcnow() -> dt.datetime:
+    """Now, as naive UTC (the storage convention)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def to_utc_naive(value: dt.datetime) -> dt.datetime:
+    """Normalise an aware or naive datetime to naive UTC."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def money(value) -> Decimal:
+    """Round any number to cents."""
+    return Decimal(str(value if value is not None else 0)).quantize(CENT)
+
+
+def is_postgres(session) -> bool:
+    """True when the session talks to PostgreSQL (row locks, advisory locks, COPY)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def configure_engine(engine) -> None:
+    """Engine set-up per dialect.
+
+    SQLite: let SQLAlchemy own transactions (pysqlite's implicit BEGIN breaks SAVEPOINT),
+    enforce foreign keys, and use WAL with a busy timeout so the in-process scheduler and
+    web requests do not trip over each other's locks.
+    """
+    from sqlalchemy import event
+
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN")

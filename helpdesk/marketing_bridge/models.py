@@ -1,0 +1,198 @@
+"""The shared suppression table and its change log, segments, flows, campaigns and the outbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from helpdesk.database import Base, utcnow
+
+SUPPRESSION_REASONS = (
+    "open_ticket",
+    "refund_pending",
+    "negative_review",
+    "manual",
+    "unsubscribed",
+    "bounced",
+)
+MESSAGE_KINDS = ("transactional", "behavioural", "promotional")
+MESSAGE_STATUSES = ("scheduled", "sending", "sent", "suppressed", "capped", "skipped", "failed")
+
+
+class Suppression(Base):
+    """One reason a customer must not get marketing. Active while not lifted and not expired."""
+
+    __tablename__ = "suppression"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    email: Mapped[str] = mapped_column(String(254))
+    reason: Mapped[str] = mapped_column(String(20))
+    source_ref: Mapped[str | None] = mapped_column(String(120))  # "ticket:12", "review:4"
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime | None]
+    lifted_at: Mapped[dt.datetime | None]
+    lifted_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+
+
+class SuppressionChange(Base):
+    """The ESP feed's log: replaying it from seq 0 yields exactly the active set."""
+
+    __tablename__ = "suppression_change"
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    action: Mapped[str] = mapped_column(String(12))  # suppressed | lifted
+    reasons: Mapped[list] = mapped_column(JSON, default=list)  # active reasons after the change
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class EmailEvent(Base):
+    """An engagement or deliverability event reported by the ESP (open, click, bounce, ...)."""
+
+    __tablename__ = "email_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    email: Mapped[str] = mapped_column(String(254))
+    type: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str | None] = mapped_column(String(120))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Segment(Base):
+    __tablename__ = "segment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(8), default="rule")  # rfm | rule
+    definition: Mapped[dict] = mapped_column(JSON, default=dict)
+    builtin: Mapped[bool] = mapped_column(default=False)
+    frequency_cap: Mapped[int | None]  # promotional messages per cap window, overrides default
+    member_count: Mapped[int] = mapped_column(default=0)
+    refreshed_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SegmentMembership(Base):
+    """A stay of a customer in a segment; the current members have `exited_at` NULL."""
+
+    __tablename__ = "segment_membership"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segment.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
+    entered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    exited_at: Mapped[dt.datetime | None]
+
+
+class Flow(Base):
+    """An automated sequence (post-purchase, cart recovery, winback, tier welcome...)."""
+
+    __tablename__ = "flow"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str | None] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(default=True)
+    holdout_percent: Mapped[float] = mapped_column(default=0.0)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class FlowEnrollment(Base):
+    __tablename__ = "flow_enrollment"
+    __table_args__ = (UniqueConstraint("flow_id", "trigger_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flow.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
+    trigger_ref: Mapped[str] = mapped_column(String(120))  # "order:1043", "checkout:abc"
+    branch: Mapped[str | None] = mapped_column(String(32))
+    step: Mapped[int] = mapped_column(default=0)
+    next_run_at: Mapped[dt.datetime | None]
+    state: Mapped[str] = mapped_column(String(16), default="active")  # active|completed|exited
+    holdout: Mapped[bool] = mapped_column(default=False)
+    exit_reason: Mapped[str | None] = mapped_column(String(120))
+    enrolled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+
+
+class MessageTemplate(Base):
+    __tablename__ = "message_template"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Campaign(Base):
+    __tablename__ = "campaign"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segment.id"))
+    template_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | sent
+    exclude_vip: Mapped[bool] = mapped_column(default=True)
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+
+
+class OutboundMessage(Base):
+    """Every message to a customer, whatever its kind, passes through here and the send gate."""
+
+    __tablename__ = "outbound_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    email: Mapped[str] = mapped_column(String(254))
+    kind: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    body: Mapped[str | None] = mapped_column(Text)
+    from_name: Mapped[str | None] = mapped_column(String(120))
+    headers: Mapped[dict] = mapped_column(JSON, default=dict)  # e.g. In-Reply-To for replies
+    variables: Mapped[dict] = mapped_column(JSON, default=dict)
+    send_after: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    attempts: Mapped[int] = mapped_column(default=0)
+    lease_until: Mapped[dt.datetime | None]
+    provider_id: Mapped[str | None] = mapped_column(String(120))
+    idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
+    flow_enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("flow_enrollment.id"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+
+
+Index("ix_suppression_email_active", Suppression.email, Suppression.lifted_at)
+Index("ix_suppression_customer_reason", Suppression.customer_id, Suppression.reason)
+Index("ix_suppression_expires", Suppression.expires_at)
+Index("ix_suppression_change_email", SuppressionChange.email)
+Index("ix_email_event_customer_type_at", EmailEvent.customer_id, EmailEvent.type, EmailEvent.at)
+Index("ix_membership_segment_current", SegmentMembership.segment_id, SegmentMembership.exited_at)
+Index("ix_membership_customer", SegmentMembership.customer_id, SegmentMembership.segment_id)
+Index("ix_enrollment_due", FlowEnrollment.state, FlowEnrollment.next_run_at)
+Index("ix_outbound_due", OutboundMessage.status, OutboundMessage.send_after)
+Index("ix_outbound_customer_kind_sent", OutboundMessage.customer_id, OutboundMessage.kind,
+      OutboundMessage.sent_at)
+Index("ix_outbound_ticket", OutboundMessage.ticket_id)
+Index("ix_outbound_enrollment", OutboundMessage.flow_enrollment_id)

@@ -1,0 +1,9 @@
+"""Reports: customer value, repeat purchase, attribution, support and marketing."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    pass

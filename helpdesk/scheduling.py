@@ -49,8 +49,9 @@ def registered_jobs(app: Flask | None = None) -> dict[str, Job]:
 
 
 def _lock_key(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"helpdesk-job:{name}".encode()).digest()[:8], "big",
-                          signed=True)
+    return int.from_bytes(
+        hashlib.sha256(f"helpdesk-job:{name}".encode()).digest()[:8], "big", signed=True
+    )
 
 
 def run_job(name: str) -> object:
@@ -96,7 +97,14 @@ def build_scheduler(app: Flask, background: bool):
     for job in registered_jobs(app).values():
         kind, kwargs = job.trigger
         scheduler.add_job(
-            make_runner(job.name), kind, id=job.name, name=job.description,
-            max_instances=1, coalesce=True, misfire_grace_time=300, **kwargs, **job.options,
+            make_runner(job.name),
+            kind,
+            id=job.name,
+            name=job.description,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=300,
+            **kwargs,
+            **job.options,
         )
     return scheduler

@@ -1,7 +1,8 @@
 """Test harness: one app and schema per session; every test in a transaction rolled back.
 
 SQLite (a file in a temp dir) by default; PostgreSQL when HELPDESK_TEST_DATABASE_URL is set.
-The schema is built by the Alembic migrations (so they are tested too), once per session.
+The schema is built once per session from the models (`create_all`);
+`tests/unit/test_migrations.py` checks separately that the Alembic migrations build the same.
 Each test runs inside an outer transaction on one connection; the app's own commits become
 savepoint releases (`join_transaction_mode="create_savepoint"`), and the outer transaction is
 rolled back at the end. Tests marked `committing` (concurrency tests) get the real engine
@@ -15,7 +16,6 @@ import re
 
 import pytest
 from flask.testing import FlaskClient
-from flask_migrate import upgrade
 from sqlalchemy import text
 
 from helpdesk.app import create_app
@@ -69,7 +69,9 @@ def app(tmp_path_factory):
         if db.engine.dialect.name == "postgresql":
             with db.engine.begin() as conn:  # a clean schema for every run
                 conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        upgrade(directory=app.extensions["migrate"].directory)
+        else:
+            db.drop_all()
+        db.create_all()
     return app
 
 

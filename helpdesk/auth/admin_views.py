@@ -36,7 +36,9 @@ def agents():
     if request.method == "POST":
         try:
             agent = create_agent(
-                form.get("email", ""), form.get("name", ""), form.get("role", ""),
+                form.get("email", ""),
+                form.get("name", ""),
+                form.get("role", ""),
                 form.get("password", ""),
             )
         except AuthError as exc:
@@ -61,8 +63,12 @@ def update(agent_id: int):
         flash("You cannot demote or deactivate yourself.", "error")
         return redirect(url_for("admin.agents"))
     try:
-        update_agent(agent, name=request.form.get("name", agent.name),
-                     role=request.form.get("role", ""), active=active)
+        update_agent(
+            agent,
+            name=request.form.get("name", agent.name),
+            role=request.form.get("role", ""),
+            active=active,
+        )
         if request.form.get("password"):
             set_password(agent, request.form["password"])
     except AuthError as exc:

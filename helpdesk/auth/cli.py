@@ -45,7 +45,11 @@ def api_keys():
 @api_keys.command("create")
 @click.argument("name")
 @click.option(
-    "--scope", "scopes", multiple=True, required=True, type=click.Choice(API_SCOPES),
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(API_SCOPES),
     help="Repeat for several scopes.",
 )
 @with_appcontext

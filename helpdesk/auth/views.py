@@ -69,8 +69,9 @@ def account():
     errors: dict[str, str] = {}
     if request.method == "POST":
         try:
-            if not check_password_hash(current_user.password_hash,
-                                       request.form.get("current_password", "")):
+            if not check_password_hash(
+                current_user.password_hash, request.form.get("current_password", "")
+            ):
                 raise AuthError("Your current password is not right.", "current_password")
             set_password(current_user, request.form.get("new_password", ""))
         except AuthError as exc:

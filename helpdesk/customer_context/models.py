@@ -113,6 +113,7 @@ class Order(Base):
         back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.id"
     )
     refunds: Mapped[list[Refund]] = relationship(back_populates="order", order_by="Refund.id")
+    customer: Mapped[Customer | None] = relationship()
 
     @property
     def counted(self) -> bool:
@@ -135,6 +136,7 @@ class OrderLine(Base):
     price: Mapped[Decimal] = mapped_column(default=Decimal("0"))
 
     order: Mapped[Order] = relationship(back_populates="lines")
+    product: Mapped[Product | None] = relationship()
 
 
 class Refund(Base):
@@ -187,6 +189,8 @@ class Checkout(Base):
     abandoned_at: Mapped[dt.datetime | None]
     recovered_order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"))
 
+    customer: Mapped[Customer | None] = relationship()
+
 
 class Review(Base):
     """A customer's rating of an order or product, as reported by the ESP / review tool."""
@@ -204,6 +208,8 @@ class Review(Base):
     publishable: Mapped[bool] = mapped_column(default=False)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
+    customer: Mapped[Customer] = relationship()
+
 
 class LoyaltyEntry(Base):
     """One line of the points ledger; the balance is the sum of `points`."""
@@ -220,6 +226,8 @@ class LoyaltyEntry(Base):
     note: Mapped[str | None] = mapped_column(Text)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    customer: Mapped[Customer] = relationship()
 
 
 class CustomerMetrics(Base):

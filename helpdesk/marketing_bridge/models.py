@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.database import Base, utcnow
+
+if TYPE_CHECKING:
+    from helpdesk.customer_context.models import Customer
 
 SUPPRESSION_REASONS = (
     "open_ticket",
@@ -33,6 +37,7 @@ class Suppression(Base):
     source_ref: Mapped[str | None] = mapped_column(String(120))  # "ticket:12", "review:4"
     note: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    customer: Mapped[Customer | None] = relationship()
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime | None]
     lifted_at: Mapped[dt.datetime | None]
@@ -182,6 +187,8 @@ class OutboundMessage(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None]
 
+    customer: Mapped[Customer | None] = relationship()
+
 
 Index("ix_suppression_email_active", Suppression.email, Suppression.lifted_at)
 Index("ix_suppression_customer_reason", Suppression.customer_id, Suppression.reason)
@@ -192,7 +199,11 @@ Index("ix_membership_segment_current", SegmentMembership.segment_id, SegmentMemb
 Index("ix_membership_customer", SegmentMembership.customer_id, SegmentMembership.segment_id)
 Index("ix_enrollment_due", FlowEnrollment.state, FlowEnrollment.next_run_at)
 Index("ix_outbound_due", OutboundMessage.status, OutboundMessage.send_after)
-Index("ix_outbound_customer_kind_sent", OutboundMessage.customer_id, OutboundMessage.kind,
-      OutboundMessage.sent_at)
+Index(
+    "ix_outbound_customer_kind_sent",
+    OutboundMessage.customer_id,
+    OutboundMessage.kind,
+    OutboundMessage.sent_at,
+)
 Index("ix_outbound_ticket", OutboundMessage.ticket_id)
 Index("ix_outbound_enrollment", OutboundMessage.flow_enrollment_id)

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.database import Base, utcnow
+
+if TYPE_CHECKING:
+    from helpdesk.auth.models import Agent
+    from helpdesk.customer_context.models import Customer
 
 STATUSES = ("new", "open", "pending", "solved", "closed")
 OPEN_STATUSES = ("new", "open", "pending")
@@ -34,6 +39,8 @@ class Ticket(Base):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
     team: Mapped[str] = mapped_column(String(16), default="agents")
     related_order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"))
+    # The bad review this ticket follows up, if any: solving it lifts that review's suppression.
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("review.id"))
     escalated: Mapped[bool] = mapped_column(default=False)
     first_response_due_at: Mapped[dt.datetime | None]
     resolution_due_at: Mapped[dt.datetime | None]
@@ -47,8 +54,10 @@ class Ticket(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     messages: Mapped[list[TicketMessage]] = relationship(
-        back_populates="ticket", order_by="TicketMessage.id", lazy="raise_on_sql"
+        back_populates="ticket", order_by="TicketMessage.id"
     )
+    customer: Mapped[Customer] = relationship()
+    assignee: Mapped[Agent | None] = relationship()
     tags: Mapped[list[TicketTag]] = relationship(
         cascade="all, delete-orphan", order_by="TicketTag.tag", lazy="selectin"
     )

@@ -38,8 +38,9 @@ def test_wrong_password_is_refused_and_counted(app, agent):
 def test_lockout_after_repeated_failures(app, agent):
     client = app.test_client()
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):
-        client.post("/login", data={"email": agent.email, "password": "x",
-                                    "csrf_token": _token(client)})
+        client.post(
+            "/login", data={"email": agent.email, "password": "x", "csrf_token": _token(client)}
+        )
     response = client.post(
         "/login", data={"email": agent.email, "password": PASSWORD, "csrf_token": _token(client)}
     )

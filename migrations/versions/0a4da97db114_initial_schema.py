@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: a12bef0af815
+Revision ID: 0a4da97db114
 Revises: 
-Create Date: 2026-11-22 07:05:53.885474
+Create Date: 2026-11-22 07:10:00.413993
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'a12bef0af815'
+revision = '0a4da97db114'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -500,6 +500,7 @@ def upgrade():
     sa.Column('assignee_id', sa.Integer(), nullable=True),
     sa.Column('team', sa.String(length=16), nullable=False),
     sa.Column('related_order_id', sa.Integer(), nullable=True),
+    sa.Column('review_id', sa.Integer(), nullable=True),
     sa.Column('escalated', sa.Boolean(), nullable=False),
     sa.Column('first_response_due_at', sa.DateTime(), nullable=True),
     sa.Column('resolution_due_at', sa.DateTime(), nullable=True),
@@ -515,6 +516,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_ticket_customer_id_customer')),
     sa.ForeignKeyConstraint(['merged_into_id'], ['ticket.id'], name=op.f('fk_ticket_merged_into_id_ticket')),
     sa.ForeignKeyConstraint(['related_order_id'], ['order.id'], name=op.f('fk_ticket_related_order_id_order')),
+    sa.ForeignKeyConstraint(['review_id'], ['review.id'], name=op.f('fk_ticket_review_id_review')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket'))
     )
     with op.batch_alter_table('ticket', schema=None) as batch_op:

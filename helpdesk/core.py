@@ -152,3 +152,26 @@ def home():
         if endpoint in current_app.view_functions:
             return redirect(url_for(endpoint))
     return redirect(url_for("auth.account"))
+
+
+@dataclass(frozen=True)
+class SidebarPanel:
+    """A panel in the ticket sidebar contributed by a feature (marketing state, escalation...).
+
+    `loader(ticket, customer_id)` returns the template context (or None to hide the panel) and
+    must run a constant number of queries whatever the customer's history size.
+    """
+
+    name: str
+    template: str
+    loader: Callable[..., dict | None]
+    order: int = 50
+
+
+def register_sidebar_panel(app: Flask, panel: SidebarPanel) -> None:
+    app.extensions.setdefault("helpdesk_sidebar_panels", []).append(panel)
+
+
+def sidebar_panels(app: Flask | None = None) -> list[SidebarPanel]:
+    panels = (app or current_app).extensions.get("helpdesk_sidebar_panels", [])
+    return sorted(panels, key=lambda p: p.order)

@@ -214,3 +214,37 @@ def lead_client(app, lead):
 @pytest.fixture
 def admin_client(app, admin):
     return login(app.test_client(), admin.email, PASSWORD)
+
+
+class QueryCounter:
+    def __init__(self):
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def reset(self):
+        self.statements.clear()
+
+
+@pytest.fixture
+def count_queries(app):
+    """Counts SQL statements sent to the database while the test runs (`.count`, `.reset()`).
+
+    SAVEPOINT/RELEASE/ROLLBACK TO from the test harness are not counted.
+    """
+    from sqlalchemy import event
+
+    counter = QueryCounter()
+    engine = db._app_engines[app][None]
+    target = engine.engine if hasattr(engine, "engine") else engine
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        word = statement.lstrip().split(" ", 1)[0].upper()
+        if word not in {"SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT"}:
+            counter.statements.append(statement)
+
+    event.listen(target, "before_cursor_execute", before)
+    yield counter
+    event.remove(target, "before_cursor_execute", before)

@@ -6,4 +6,6 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from helpdesk.customer_context import models  # noqa: F401  (registers the tables)
+    from helpdesk.customer_context import ingest, models  # noqa: F401  (models: the tables)
+
+    ingest.init_app(app)  # Shopify webhook, CSV importers, `helpdesk import ...`

@@ -6,4 +6,6 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from helpdesk.marketing_bridge import models  # noqa: F401  (registers the tables)
+    from helpdesk.marketing_bridge import models, suppression  # noqa: F401  (models: the tables)
+
+    suppression.init_app(app)  # the shared table, send gate, ESP feed and ESP events webhook

@@ -178,6 +178,8 @@ class OutboundMessage(Base):
     status: Mapped[str] = mapped_column(String(16), default="scheduled")
     attempts: Mapped[int] = mapped_column(default=0)
     lease_until: Mapped[dt.datetime | None]
+    # The dispatcher run that claimed the row: a run only sends rows it still owns.
+    lease_owner: Mapped[str | None] = mapped_column(String(32))
     provider_id: Mapped[str | None] = mapped_column(String(120))
     idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
     reason: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,161 @@
+"""The outbox: every message to a customer (or lead) is an `OutboundMessage` row first.
+
+Producers (flows, campaigns, agent replies, lead alerts) call `enqueue`; the dispatcher
+(`dispatcher.py`) sends due rows through the configured ESP backend after the send gate.
+`enqueue` is idempotent on the idempotency key, so a producer that runs twice (a replayed
+webhook, a job retried after a crash) never creates a second message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from helpdesk.database import to_utc_naive, utcnow
+from helpdesk.extensions import db
+from helpdesk.marketing_bridge.models import MESSAGE_KINDS, OutboundMessage
+
+if TYPE_CHECKING:
+    from helpdesk.customer_context.models import Customer
+
+MAX_KEY = 120
+MAX_SUBJECT = 255
+
+
+class OutboxError(ValueError):
+    """A message that cannot be queued as given (bad kind, no address, bad key)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def enqueue(
+    *,
+    customer: Customer | None,
+    kind: str,
+    template: str,
+    subject: str,
+    body: str,
+    email: str | None = None,
+    variables: dict | None = None,
+    send_after: dt.datetime | None = None,
+    idempotency_key: str,
+    headers: dict | None = None,
+    from_name: str | None = None,
+    ticket_id: int | None = None,
+    flow_enrollment_id: int | None = None,
+    campaign_id: int | None = None,
+) -> OutboundMessage:
+    """Queue one message; returns the existing row when the idempotency key was seen before."""
+    key = (idempotency_key or "").strip()
+    if not key:
+        raise OutboxError("idempotency_key", "An idempotency key is required.")
+    if len(key) > MAX_KEY:
+        raise OutboxError("idempotency_key", f"The idempotency key is over {MAX_KEY} characters.")
+    existing = db.session.scalar(
+        select(OutboundMessage).where(OutboundMessage.idempotency_key == key)
+    )
+    if existing is not None:
+        return existing
+
+    if kind not in MESSAGE_KINDS:
+        raise OutboxError("kind", f"Unknown message kind {kind!r}; use one of {MESSAGE_KINDS}.")
+    if not template or len(template) > 64:
+        raise OutboxError("template", "A template key of 1 to 64 characters is required.")
+    address = (email or (customer.email if customer is not None else "") or "").strip().lower()
+    if not address or "@" not in address:
+        raise OutboxError("email", "The message has no valid recipient address.")
+    subject = (subject or "").strip()
+    if not subject:
+        raise OutboxError("subject", "A subject is required.")
+    if len(subject) > MAX_SUBJECT:
+        subject = subject[: MAX_SUBJECT - 1] + "…"
+
+    message = OutboundMessage(
+        customer_id=customer.id if customer is not None else None,
+        email=address,
+        kind=kind,
+        template=template,
+        subject=subject,
+        body=body or "",
+        from_name=(from_name or None) and from_name[:120],
+        headers=dict(headers or {}),
+        variables=_jsonable(variables or {}),
+        send_after=to_utc_naive(send_after) if send_after else utcnow(),
+        status="scheduled",
+        idempotency_key=key,
+        ticket_id=ticket_id,
+        flow_enrollment_id=flow_enrollment_id,
+        campaign_id=campaign_id,
+    )
+    # A concurrent producer may insert the same key between our check and our insert: the
+    # savepoint keeps the caller's transaction usable and the existing row is returned.
+    try:
+        with db.session.begin_nested():
+            db.session.add(message)
+    except IntegrityError:
+        existing = db.session.scalar(
+            select(OutboundMessage).where(OutboundMessage.idempotency_key == key)
+        )
+        if existing is None:
+            raise
+        return existing
+    return message
+
+
+def skip_scheduled(
+    reason: str,
+    *,
+    flow_enrollment_ids: Iterable[int] | None = None,
+    templates: Iterable[str] | None = None,
+    campaign_id: int | None = None,
+    message_ids: Iterable[int] | None = None,
+) -> int:
+    """Cancel still-scheduled messages (status `skipped` with `reason`); returns how many."""
+    conditions = [OutboundMessage.status == "scheduled"]
+    if flow_enrollment_ids is not None:
+        ids = list(flow_enrollment_ids)
+        if not ids:
+            return 0
+        conditions.append(OutboundMessage.flow_enrollment_id.in_(ids))
+    if message_ids is not None:
+        ids = list(message_ids)
+        if not ids:
+            return 0
+        conditions.append(OutboundMessage.id.in_(ids))
+    if templates is not None:
+        conditions.append(OutboundMessage.template.in_(list(templates)))
+    if campaign_id is not None:
+        conditions.append(OutboundMessage.campaign_id == campaign_id)
+    if len(conditions) == 1:
+        raise ValueError("skip_scheduled needs at least one filter")
+    result = db.session.execute(
+        update(OutboundMessage)
+        .where(*conditions)
+        .values(status="skipped", reason=reason[:500])
+        .execution_options(synchronize_session=False)
+    )
+    db.session.flush()
+    # Rows already loaded in this session must not keep a stale "scheduled" status.
+    for obj in db.session.identity_map.values():
+        if isinstance(obj, OutboundMessage) and obj.status == "scheduled":
+            db.session.expire(obj, ["status", "reason"])
+    return result.rowcount or 0
+
+
+def _jsonable(value):
+    """Variables are stored as JSON: dates become ISO strings, Decimals strings."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

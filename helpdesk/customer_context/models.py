@@ -31,6 +31,10 @@ class Customer(Base):
     last_touch_source: Mapped[str | None] = mapped_column(String(120))
     last_touch_medium: Mapped[str | None] = mapped_column(String(120))
     last_touch_campaign: Mapped[str | None] = mapped_column(String(120))
+    # Placed-at of the orders the touches came from: imports arrive out of order, so the
+    # earliest order sets first touch and the latest sets last touch, whatever the order seen.
+    first_touch_at: Mapped[dt.datetime | None]
+    last_touch_at: Mapped[dt.datetime | None]
     tags: Mapped[list] = mapped_column(JSON, default=list)
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -104,6 +108,9 @@ class Order(Base):
     landing_site: Mapped[str | None] = mapped_column(String(1000))
     referring_site: Mapped[str | None] = mapped_column(String(1000))
     discount_codes: Mapped[list] = mapped_column(JSON, default=list)
+    # Link to the checkout (cart) the order completed, for cart-recovery attribution.
+    checkout_token: Mapped[str | None] = mapped_column(String(64), index=True)
+    cart_token: Mapped[str | None] = mapped_column(String(64), index=True)
     cancelled_at: Mapped[dt.datetime | None]
     test: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

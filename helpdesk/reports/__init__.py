@@ -1,4 +1,5 @@
-"""Reports: customer value, repeat purchase, attribution, support and marketing."""
+"""Reports: customer value, repeat purchase, flow impact, attribution, support, marketing,
+and the role dashboards on the home page."""
 
 from __future__ import annotations
 
@@ -6,4 +7,10 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    pass
+    from helpdesk.core import NavItem, register_nav
+    from helpdesk.reports import views
+    from helpdesk.reports.formatting import register_filters
+
+    app.register_blueprint(views.bp)
+    register_filters(app)
+    register_nav(app, NavItem("Reports", "reports.index", role="lead", order=60))

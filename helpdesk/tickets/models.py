@@ -46,18 +46,22 @@ class Ticket(Base):
     resolution_due_at: Mapped[dt.datetime | None]
     first_responded_at: Mapped[dt.datetime | None]
     sla_paused_at: Mapped[dt.datetime | None]  # set while pending: the clock is stopped
+    # Total time spent pending so far: deadlines are the policy targets plus this.
+    sla_paused_seconds: Mapped[int] = mapped_column(default=0)
     solved_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
+    # A customer reply to a closed ticket opens a new ticket that points back to the old one.
+    follow_up_of_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
     last_message_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     messages: Mapped[list[TicketMessage]] = relationship(
-        back_populates="ticket", order_by="TicketMessage.id"
+        back_populates="ticket", order_by="TicketMessage.id", foreign_keys="TicketMessage.ticket_id"
     )
     customer: Mapped[Customer] = relationship()
-    assignee: Mapped[Agent | None] = relationship()
+    assignee: Mapped[Agent | None] = relationship(foreign_keys=[assignee_id])
     tags: Mapped[list[TicketTag]] = relationship(
         cascade="all, delete-orphan", order_by="TicketTag.tag", lazy="selectin"
     )
@@ -92,9 +96,12 @@ class TicketMessage(Base):
     internal: Mapped[bool] = mapped_column(default=False)
     email_message_id: Mapped[str | None] = mapped_column(String(255), index=True)
     in_reply_to: Mapped[str | None] = mapped_column(String(255))
+    # Set when the message was moved here by a merge: the ticket it was written on.
+    merged_from_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    ticket: Mapped[Ticket] = relationship(back_populates="messages", foreign_keys=[ticket_id])
+    author_agent: Mapped[Agent | None] = relationship()
 
 
 class TicketEvent(Base):
@@ -109,7 +116,11 @@ class TicketEvent(Base):
     new_value: Mapped[str | None] = mapped_column(Text)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
     actor_label: Mapped[str | None] = mapped_column(String(120))  # "system", "rule: VIP complaint"
+    # Set when the event was moved here by a merge: the ticket it happened on.
+    merged_from_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    actor: Mapped[Agent | None] = relationship()
 
 
 class Macro(Base):
@@ -148,6 +159,8 @@ class TicketPresence(Base):
     agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id"), primary_key=True)
     replying: Mapped[bool] = mapped_column(default=False)
     seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    agent: Mapped[Agent] = relationship()
 
 
 Index("ix_ticket_status_created", Ticket.status, Ticket.created_at, Ticket.id)

@@ -1,0 +1,151 @@
+"""Ticket reads for other features and for the ticket's own API, threading and macros.
+
+The queue's read model lives in `queue.py` and the ticket page's in `page.py`. Every function
+here runs a constant number of queries whatever the thread length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import case, exists, func, or_, select
+from sqlalchemy.orm import joinedload
+
+from helpdesk.extensions import db
+from helpdesk.tickets.models import (
+    OPEN_STATUSES,
+    Macro,
+    SlaPolicy,
+    Ticket,
+    TicketMessage,
+)
+
+# --- single tickets and customers ------------------------------------------------------------
+
+
+def get_ticket(ticket_id: int) -> Ticket | None:
+    """One ticket with its customer and assignee loaded (tags come with it)."""
+    return db.session.scalar(
+        select(Ticket)
+        .options(joinedload(Ticket.customer), joinedload(Ticket.assignee))
+        .where(Ticket.id == ticket_id)
+    )
+
+
+def open_ticket_count(customer_id: int) -> int:
+    """How many new/open/pending tickets the customer has."""
+    return db.session.scalar(
+        select(func.count(Ticket.id)).where(
+            Ticket.customer_id == customer_id, Ticket.status.in_(OPEN_STATUSES)
+        )
+    )
+
+
+def has_open_ticket(customer_id: int) -> bool:
+    """True when the customer has any new/open/pending ticket."""
+    return bool(
+        db.session.scalar(
+            select(
+                exists().where(Ticket.customer_id == customer_id, Ticket.status.in_(OPEN_STATUSES))
+            )
+        )
+    )
+
+
+def customer_tickets(customer_id: int, limit: int = 10) -> list[Ticket]:
+    """The customer's most recent tickets, newest first."""
+    return list(
+        db.session.scalars(
+            select(Ticket)
+            .options(joinedload(Ticket.assignee))
+            .where(Ticket.customer_id == customer_id)
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def open_assigned_count(agent_id: int) -> int:
+    """New/open/pending tickets assigned to the agent (the nav badge)."""
+    return db.session.scalar(
+        select(func.count(Ticket.id)).where(
+            Ticket.assignee_id == agent_id, Ticket.status.in_(OPEN_STATUSES)
+        )
+    )
+
+
+# --- threads and links ---------------------------------------------------------------------
+
+
+def ticket_thread(ticket_id: int, include_internal: bool = True) -> list[TicketMessage]:
+    """The ticket's messages, oldest first, with each author agent loaded (one query)."""
+    stmt = (
+        select(TicketMessage)
+        .options(joinedload(TicketMessage.author_agent))
+        .where(TicketMessage.ticket_id == ticket_id)
+        .order_by(TicketMessage.created_at, TicketMessage.id)
+    )
+    if not include_internal:
+        stmt = stmt.where(TicketMessage.internal.is_(False))
+    return list(db.session.scalars(stmt))
+
+
+def related_tickets(ticket: Ticket) -> dict[str, list[Ticket]]:
+    """Tickets linked to this one: merged into it, follow-ups of it, and what it follows up."""
+    ids = [t for t in (ticket.merged_into_id, ticket.follow_up_of_id) if t is not None]
+    rows = db.session.scalars(
+        select(Ticket)
+        .where(
+            or_(
+                Ticket.merged_into_id == ticket.id,
+                Ticket.follow_up_of_id == ticket.id,
+                Ticket.id.in_(ids),
+            )
+        )
+        .order_by(Ticket.id)
+    ).all()
+    return {
+        "merged_into": [t for t in rows if t.id == ticket.merged_into_id],
+        "follows_up": [t for t in rows if t.id == ticket.follow_up_of_id],
+        "merged": [t for t in rows if t.merged_into_id == ticket.id],
+        "follow_ups": [t for t in rows if t.follow_up_of_id == ticket.id],
+    }
+
+
+def find_message_by_email_ids(message_ids: Sequence[str]) -> TicketMessage | None:
+    """The newest message whose email Message-Id is one of `message_ids` (threading)."""
+    ids = [m for m in message_ids if m][:50]
+    if not ids:
+        return None
+    return db.session.scalar(
+        select(TicketMessage)
+        .where(TicketMessage.email_message_id.in_(ids))
+        .order_by(TicketMessage.id.desc())
+        .limit(1)
+    )
+
+
+def get_macro(macro_id: int) -> Macro | None:
+    return db.session.get(Macro, macro_id)
+
+
+def list_macros(active_only: bool = False, category: str | None = None) -> list[Macro]:
+    """Macros by name; with `category`, that category's first, then the general ones."""
+    stmt = select(Macro)
+    if active_only:
+        stmt = stmt.where(Macro.active.is_(True))
+    if category is not None:
+        stmt = stmt.order_by(case((Macro.category == category, 0), else_=1), Macro.name)
+    else:
+        stmt = stmt.order_by(Macro.name)
+    return list(db.session.scalars(stmt))
+
+
+def sla_policies() -> list[SlaPolicy]:
+    """All SLA policies, most urgent first, the any-tier row before tier rows."""
+    rank = case({"urgent": 0, "high": 1, "normal": 2, "low": 3}, value=SlaPolicy.priority, else_=9)
+    return list(
+        db.session.scalars(
+            select(SlaPolicy).order_by(rank, SlaPolicy.tier.is_not(None), SlaPolicy.tier)
+        )
+    )

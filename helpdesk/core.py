@@ -18,11 +18,12 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
+from helpdesk.auth.access import public, role_required
 from helpdesk.config import ROOT
 from helpdesk.extensions import db
 
@@ -124,6 +125,7 @@ def init_app(app: Flask) -> None:
 
 
 @bp.get("/healthz")
+@public("load balancer health check; reveals no data")
 def healthz():
     """Database reachable and migrations at head. No login: for load balancers."""
     try:
@@ -145,7 +147,7 @@ def healthz():
 
 
 @bp.get("/")
-@login_required
+@role_required("agent")
 def home():
     """The role's dashboard when the reports feature provides one, else the ticket queue."""
     for endpoint in ("reports.dashboard", "tickets.queue"):

@@ -23,7 +23,22 @@ def role_required(role: Role | str):
                 abort(403)
             return view(*args, **kwargs)
 
+        wrapped._required_role = Role(role).value  # read by the route x role matrix test
         return wrapped
+
+    return decorator
+
+
+def public(reason: str):
+    """Mark a view as deliberately reachable without a login or API key, saying why.
+
+    Used for the login page, /healthz and webhooks that authenticate by signature. The route x
+    role matrix test fails for any route that is neither public, role-protected nor key-protected.
+    """
+
+    def decorator(view):
+        view._public_reason = reason
+        return view
 
     return decorator
 

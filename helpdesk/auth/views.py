@@ -5,9 +5,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from werkzeug.security import check_password_hash
 
+from helpdesk.auth.access import public, role_required
 from helpdesk.auth.services import AuthError, authenticate, set_password
 from helpdesk.extensions import db
 
@@ -28,6 +29,7 @@ def safe_next(target: str | None) -> str | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public("the login page itself")
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("core.home"))
@@ -55,6 +57,7 @@ def login():
 
 
 @bp.post("/logout")
+@public("logging out needs no login; CSRF still applies")
 def logout():
     logout_user()
     session.clear()
@@ -63,7 +66,7 @@ def logout():
 
 
 @bp.route("/account", methods=["GET", "POST"])
-@login_required
+@role_required("agent")
 def account():
     """The agent's own profile: name and password."""
     errors: dict[str, str] = {}

@@ -171,6 +171,8 @@ class Fulfillment(Base):
     tracking_company: Mapped[str | None] = mapped_column(String(120))
     tracking_number: Mapped[str | None] = mapped_column(String(120))
     tracking_url: Mapped[str | None] = mapped_column(String(500))
+    # Source ids of the order lines this shipment covers (partial vs complete fulfilment).
+    line_external_ids: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     source_updated_at: Mapped[dt.datetime | None]
 

@@ -17,10 +17,19 @@ def _open_assigned_badge() -> int | None:
 
 def init_app(app: Flask) -> None:
     from helpdesk.core import NavItem, register_nav
-    from helpdesk.tickets import models, views  # noqa: F401  (models: the tables)
+    from helpdesk.scheduling import register_job
+    from helpdesk.tickets import api, handlers, inbound, models, tasks, views  # noqa: F401
 
-    app.register_blueprint(views.bp)
-    if "tickets.queue" in app.view_functions:  # the queue page is built alongside this core
-        register_nav(
-            app, NavItem("Tickets", "tickets.queue", order=10, badge=_open_assigned_badge)
-        )
+    app.register_blueprint(views.bp)  # queue, ticket page, sidebar, macros admin
+    app.register_blueprint(inbound.bp)  # POST /webhooks/email/inbound
+    app.register_blueprint(api.bp)  # /api/v1/tickets
+
+    # Strong references: blinker holds receivers weakly by default.
+    app.extensions["tickets_signal_handlers"] = handlers.CONNECTIONS
+    for signal, handler in handlers.CONNECTIONS:
+        signal.connect(handler)
+
+    for job in tasks.JOBS:
+        register_job(app, job)
+
+    register_nav(app, NavItem("Tickets", "tickets.queue", order=10, badge=_open_assigned_badge))

@@ -1,0 +1,334 @@
+"""Orders with their lines, refunds and fulfilments; the signals that tell other features.
+
+`order_placed` is sent once, when a counted order (not cancelled, not a test) is first
+recorded; `order_cancelled` once, when a recorded order turns cancelled. An order first seen
+already cancelled sends neither (nothing was placed to undo).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from helpdesk import events
+from helpdesk.customer_context.models import (
+    Checkout,
+    Customer,
+    Fulfillment,
+    Order,
+    OrderLine,
+    Refund,
+)
+from helpdesk.customer_context.schemas import FulfillmentData, LineData, OrderData
+from helpdesk.customer_context.services.catalogue import ProductMatcher
+from helpdesk.customer_context.services.common import (
+    SENDER,
+    CustomerContextError,
+    Outcome,
+    assign,
+    is_stale,
+)
+from helpdesk.customer_context.services.customers import (
+    apply_touch,
+    find_or_create_customer,
+    upsert_customer,
+)
+from helpdesk.database import money, utcnow
+from helpdesk.extensions import db
+
+UNRESOLVED = object()  # "look it up yourself", distinct from a looked-up None
+FAILED_FULFILLMENTS = {"cancelled", "failure", "error"}
+
+
+def find_order(external_id: str | None = None, name: str | None = None) -> Order | None:
+    """The order with this source id; orders imported without an id are matched by name."""
+    if external_id:
+        return db.session.scalar(select(Order).where(Order.external_id == external_id))
+    if name:
+        return db.session.scalar(
+            select(Order).where(Order.name == name, Order.external_id.is_(None)).limit(1)
+        )
+    return None
+
+
+def orders_by_external_id(external_ids: list[str]) -> dict[str, Order]:
+    """Existing orders (with lines) for a batch of source ids: one query for an import batch."""
+    if not external_ids:
+        return {}
+    rows = db.session.scalars(
+        select(Order).where(Order.external_id.in_(external_ids)).options(selectinload(Order.lines))
+    )
+    return {order.external_id: order for order in rows}
+
+
+def resolve_order_customer(data: OrderData) -> Customer | None:
+    """The order's customer: the embedded customer record, else the order's email."""
+    if data.customer is not None:
+        if not data.customer.email:
+            data.customer.email = data.email
+        outcome = upsert_customer(data.customer)
+        if outcome.record is not None:
+            return outcome.record
+    if data.email:
+        names = data.customer or None
+        return find_or_create_customer(
+            data.email,
+            first_name=(names.first_name if names else "") or "",
+            last_name=(names.last_name if names else "") or "",
+        )
+    return None
+
+
+def _line_key(lines: list[OrderLine]) -> list[tuple]:
+    return [
+        (line.external_id, line.product_id, line.sku, line.title, line.quantity, money(line.price))
+        for line in lines
+    ]
+
+
+def _build_line(line: LineData, products: ProductMatcher) -> OrderLine:
+    match = products.match(line)
+    price = line.price if line.price is not None else (match[2] if match else None)
+    return OrderLine(
+        external_id=line.external_id,
+        product_id=match[0] if match else None,
+        variant_external_id=line.variant_external_id,
+        sku=line.sku,
+        title=line.title[:255],
+        category=(match[1] if match and match[1] else None) or line.category,
+        quantity=line.quantity,
+        price=money(price),
+    )
+
+
+def upsert_order(
+    data: OrderData,
+    *,
+    customer: Customer | None | object = UNRESOLVED,
+    existing: Order | None | object = UNRESOLVED,
+    products: ProductMatcher | None = None,
+) -> Outcome[Order]:
+    """Create or update an order, its lines, embedded refunds and fulfilments.
+
+    `customer`/`existing` may be passed when the caller already looked them up (importers
+    prefetch a batch); `products` caches catalogue look-ups across calls.
+    """
+    order = find_order(data.external_id, data.name) if existing is UNRESOLVED else existing
+    if order is not None and is_stale(data.updated_at, order.source_updated_at):
+        return Outcome(order, "stale")
+    if customer is UNRESOLVED:
+        customer = resolve_order_customer(data)
+    products = products or ProductMatcher()
+
+    values = dict(
+        name=data.name[:64],
+        customer_id=customer.id if customer else None,
+        placed_at=data.placed_at,
+        total=money(data.total),
+        test=bool(data.test),
+        discount_codes=data.discount_codes,
+    )
+    optional = dict(
+        number=data.number,
+        email=data.email or (customer.email if customer else None),
+        subtotal=money(data.subtotal) if data.subtotal is not None else None,
+        currency=data.currency,
+        financial_status=data.financial_status,
+        fulfillment_status=data.fulfillment_status,
+        source=data.source,
+        landing_site=data.landing_site,
+        referring_site=data.referring_site,
+        checkout_token=data.checkout_token,
+        cart_token=data.cart_token,
+        cancelled_at=data.cancelled_at,  # a cancellation is never undone by later data
+    )
+    values.update({k: v for k, v in optional.items() if v is not None})
+
+    if order is None:
+        order = Order(
+            external_id=data.external_id,
+            source_updated_at=data.updated_at,
+            lines=[_build_line(line, products) for line in data.lines],
+            **values,
+        )
+        if customer is not None:
+            order.customer = customer
+        db.session.add(order)
+        status = "created"
+        was_cancelled = True  # a first sighting never sends order_cancelled
+    else:
+        was_cancelled = order.cancelled_at is not None
+        changed = assign(order, **values)
+        lines = [_build_line(line, products) for line in data.lines]
+        if _line_key(order.lines) != _line_key(lines):
+            order.lines = lines
+            changed = True
+        if data.updated_at and data.updated_at != order.source_updated_at:
+            order.source_updated_at = data.updated_at
+        status = "updated" if changed else "unchanged"
+
+    if customer is not None:
+        if data.placed_at < customer.created_at:
+            customer.created_at = data.placed_at  # "customer since" is their first order
+        apply_touch(customer, data.placed_at, data.touch)
+    db.session.flush()
+
+    if status == "created":
+        _complete_checkout(order, data)
+        if order.counted and customer is not None:
+            events.order_placed.send(SENDER, order=order, customer=customer)
+    elif not was_cancelled and order.cancelled_at is not None and customer is not None:
+        events.order_cancelled.send(SENDER, order=order, customer=customer)
+
+    for refund in data.refunds:
+        record_refund(
+            order,
+            refund.amount,
+            external_id=refund.external_id,
+            note=refund.note,
+            created_at=refund.created_at,
+        )
+    for fulfillment in data.fulfillments:
+        record_fulfillment(order, fulfillment)
+    return Outcome(order, status)
+
+
+def _complete_checkout(order: Order, data: OrderData) -> None:
+    """Mark the checkout that became this order complete; a recovered abandoned cart links."""
+    checkout = None
+    lookups = (
+        (Checkout.token, data.checkout_token),
+        (Checkout.external_id, data.checkout_external_id),
+        (Checkout.cart_token, data.cart_token),
+    )
+    for column, value in lookups:
+        if value:
+            checkout = db.session.scalar(
+                select(Checkout)
+                .where(column == value)
+                .order_by(Checkout.completed_at.is_not(None), Checkout.updated_at.desc())
+                .limit(1)
+            )
+            if checkout is not None:
+                break
+    if checkout is None:
+        return
+    changed = False
+    if checkout.completed_at is None:
+        checkout.completed_at = order.placed_at
+        changed = True
+    if checkout.abandoned_at is not None and checkout.recovered_order_id is None:
+        checkout.recovered_order_id = order.id
+        changed = True
+    if checkout.customer_id is None and order.customer_id is not None:
+        checkout.customer_id = order.customer_id
+        changed = True
+    if changed:
+        db.session.flush()
+        events.checkout_updated.send(SENDER, checkout=checkout)
+
+
+def total_refunded(order: Order) -> Decimal:
+    """Sum of the refunds recorded against an order."""
+    return sum((money(r.amount) for r in order.refunds), Decimal("0.00"))
+
+
+def record_refund(
+    order: Order,
+    amount,
+    *,
+    external_id: str | None = None,
+    note: str | None = None,
+    created_at: dt.datetime | None = None,
+):
+    """Record money returned on an order (emits order_refunded); a known refund id is a no-op."""
+    amount = money(amount)
+    if amount < 0:
+        raise CustomerContextError("amount", "A refund cannot be negative.")
+    if external_id:
+        existing = db.session.scalar(select(Refund).where(Refund.external_id == external_id))
+        if existing is not None:
+            return existing
+    refund = Refund(
+        external_id=external_id or None,
+        order_id=order.id,
+        customer_id=order.customer_id,
+        amount=amount,
+        note=note,
+        created_at=created_at or utcnow(),
+    )
+    order.refunds.append(refund)
+    db.session.flush()
+    events.order_refunded.send(SENDER, refund=refund, order=order, customer=order.customer)
+    return refund
+
+
+def record_fulfillment(order: Order, data: FulfillmentData) -> Outcome[Fulfillment]:
+    """Record a shipment; sets the order's tracking and fulfilment status (emits order_fulfilled
+    when tracking appears or changes on a shipment that did not fail)."""
+    fulfillment = None
+    if data.external_id:
+        fulfillment = db.session.scalar(
+            select(Fulfillment).where(Fulfillment.external_id == data.external_id)
+        )
+    if fulfillment is not None and is_stale(data.updated_at, fulfillment.source_updated_at):
+        return Outcome(fulfillment, "stale")
+    old_tracking = (
+        (fulfillment.tracking_number, fulfillment.tracking_url) if fulfillment else (None, None)
+    )
+    values = dict(
+        order_id=order.id,
+        status=data.status,
+        shipment_status=data.shipment_status,
+        tracking_company=data.tracking_company,
+        tracking_number=data.tracking_number,
+        tracking_url=data.tracking_url,
+        line_external_ids=list(data.line_external_ids),
+    )
+    if fulfillment is None:
+        fulfillment = Fulfillment(
+            external_id=data.external_id,
+            created_at=data.created_at or utcnow(),
+            source_updated_at=data.updated_at,
+        )
+        db.session.add(fulfillment)
+        assign(fulfillment, **values)
+        status = "created"
+    else:
+        status = "updated" if assign(fulfillment, **values) else "unchanged"
+        fulfillment.source_updated_at = data.updated_at or fulfillment.source_updated_at
+    db.session.flush()
+
+    state = (data.status or "").lower()
+    has_tracking = bool(data.tracking_number or data.tracking_url)
+    if state not in FAILED_FULFILLMENTS:
+        if has_tracking:
+            assign(
+                order,
+                tracking_number=data.tracking_number or order.tracking_number,
+                tracking_url=data.tracking_url or order.tracking_url,
+            )
+        if state == "success":
+            order.fulfillment_status = _fulfilment_status(order)
+        db.session.flush()
+        if has_tracking and (data.tracking_number, data.tracking_url) != old_tracking:
+            events.order_fulfilled.send(
+                SENDER, order=order, fulfillment=fulfillment, customer=order.customer
+            )
+    return Outcome(fulfillment, status)
+
+
+def _fulfilment_status(order: Order) -> str:
+    """fulfilled when successful shipments cover every line, else partial."""
+    shipped: set[str] = set()
+    for row in db.session.scalars(
+        select(Fulfillment).where(Fulfillment.order_id == order.id, Fulfillment.status == "success")
+    ):
+        if not row.line_external_ids:
+            return "fulfilled"  # a shipment that lists no lines covers the whole order
+        shipped.update(row.line_external_ids)
+    wanted = {line.external_id for line in order.lines if line.external_id}
+    return "fulfilled" if wanted <= shipped else "partial"

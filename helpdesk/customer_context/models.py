@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.database import Base, utcnow
@@ -276,10 +276,14 @@ class RfmBoundaries(Base):
     as_of: Mapped[dt.datetime]
     computed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     customers_scored: Mapped[int] = mapped_column(default=0)
-    # Sorted lists: the largest value that still gets score 1..5 (recency: smallest days).
+    # Five entries, for scores 1..5 (None where no customer got that score): the largest
+    # monetary (decimal string) and the smallest recency_days that still get that score.
     recency_cuts: Mapped[list] = mapped_column(JSON, default=list)
     monetary_cuts: Mapped[list] = mapped_column(JSON, default=list)
-    clv_cuts: Mapped[list] = mapped_column(JSON, default=list)  # CLV at percentiles 1..100
+    # [[clv, percentile], ...] ascending: every distinct CLV (or up to 1,000 evenly spaced
+    # ones on large bases) with its percentile; a CLV scores the percentile of the largest
+    # breakpoint at or below it.
+    clv_cuts: Mapped[list] = mapped_column(JSON, default=list)
     f_thresholds: Mapped[list] = mapped_column(JSON, default=list)
 
 
@@ -294,3 +298,22 @@ Index("ix_metrics_segment", CustomerMetrics.rfm_segment)
 Index("ix_metrics_tier", CustomerMetrics.tier)
 Index("ix_metrics_clv", CustomerMetrics.clv)
 Index("ix_metrics_last_order", CustomerMetrics.last_order_at)
+# Customer search (queries.search_customers): prefix matches served by btree indexes. On
+# PostgreSQL LIKE 'x%' needs pattern_ops; SQLite answers its range form from plain indexes
+# (the email one from the unique index).
+Index(
+    "ix_customer_email_prefix", Customer.email, postgresql_ops={"email": "varchar_pattern_ops"}
+).ddl_if(dialect="postgresql")
+Index(
+    "ix_customer_first_name_lower",
+    func.lower(Customer.first_name).label("first_name_lower"),
+    postgresql_ops={"first_name_lower": "text_pattern_ops"},
+)
+Index(
+    "ix_customer_last_name_lower",
+    func.lower(Customer.last_name).label("last_name_lower"),
+    postgresql_ops={"last_name_lower": "text_pattern_ops"},
+)
+Index("ix_customer_phone", Customer.phone, postgresql_ops={"phone": "varchar_pattern_ops"})
+Index("ix_refund_created_at", Refund.created_at)
+Index("ix_loyalty_customer_created", LoyaltyEntry.customer_id, LoyaltyEntry.created_at)

@@ -1,0 +1,203 @@
+"""The incremental update of one customer's metrics when an order, refund or cancellation lands.
+
+The customer's raw figures are recomputed at once (one aggregate query); R, M and the CLV
+percentile are scored against the cut points the last full recompute stored in
+`RfmBoundaries` (so other customers are not re-ranked), F by thresholds, then segment and
+tier follow from the same definitions the recompute uses. Run right after a recompute on the
+same data, this reproduces the recompute's row exactly.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import DateTime, bindparam, case, func, select, text
+
+from helpdesk import events
+from helpdesk.customer_context.metrics import definitions as d
+from helpdesk.customer_context.metrics.sql import customer_figures_sql
+from helpdesk.customer_context.models import Customer, CustomerMetrics, RfmBoundaries
+from helpdesk.database import utcnow
+from helpdesk.extensions import db
+
+SENDER = "customer_context"
+
+
+@dataclass
+class Figures:
+    frequency: int
+    monetary_cents: int
+    first_at: dt.datetime | None
+    last_at: dt.datetime | None
+    recency_days: int | None
+    age_days: int | None
+
+
+@dataclass
+class Scores:
+    r: int
+    m: int
+    clv_percentile: float
+
+
+def customer_figures(customer_id: int, as_of: dt.datetime) -> Figures:
+    """One customer's raw RFM figures as of `as_of` (one query)."""
+    dialect = db.session.get_bind().dialect.name
+    stmt = (
+        text(customer_figures_sql(dialect))
+        .bindparams(bindparam("cutoff", type_=DateTime()))
+        .columns(first_at=DateTime(), last_at=DateTime())
+    )
+    row = (
+        db.session.execute(
+            stmt,
+            {
+                "customer_id": customer_id,
+                "cutoff": d.order_cutoff(as_of),
+                "as_of_day": d.day_number(as_of),
+            },
+        )
+        .mappings()
+        .one()
+    )
+    frequency = int(row["frequency"] or 0)
+    return Figures(
+        frequency=frequency,
+        monetary_cents=int(row["monetary_cents"] or 0),
+        first_at=row["first_at"],
+        last_at=row["last_at"],
+        recency_days=int(row["recency_days"]) if frequency else None,
+        age_days=int(row["age_days"]) if frequency else None,
+    )
+
+
+def current_boundaries() -> RfmBoundaries | None:
+    """The cut points of the last full recompute, if any customer was scored in it."""
+    bounds = db.session.scalar(select(RfmBoundaries).order_by(RfmBoundaries.id.desc()).limit(1))
+    return bounds if bounds is not None and bounds.customers_scored > 0 else None
+
+
+def score_against_boundaries(
+    bounds: RfmBoundaries, figures: Figures, clv: int, as_of: dt.datetime
+) -> Scores:
+    """R, M and CLV percentile of one customer from the stored cut points.
+
+    Recency cuts are aged by the days since the boundaries' as_of, so the customer is
+    compared with everyone else as of the same day.
+    """
+    shift = d.day_number(as_of) - d.day_number(bounds.as_of)
+    r = 5
+    for score, cut in zip(d.SCORES, bounds.recency_cuts, strict=True):
+        if cut is not None and figures.recency_days >= int(cut) + shift:
+            r = score
+            break
+    m = 5
+    for score, cut in zip(d.SCORES, bounds.monetary_cuts, strict=True):
+        if cut is not None and figures.monetary_cents <= d.cents(cut):
+            m = score
+            break
+    points = [d.cents(value) for value, _ in bounds.clv_cuts]
+    index = bisect.bisect_right(points, clv) - 1
+    if index >= 0:
+        percentile = float(bounds.clv_cuts[index][1])
+    else:  # below everyone scored: the customer is the lowest of n + 1
+        percentile = 100.0 / (bounds.customers_scored + 1)
+    return Scores(r=r, m=m, clv_percentile=percentile)
+
+
+def score_against_population(
+    customer_id: int, figures: Figures, clv: int, as_of: dt.datetime
+) -> Scores:
+    """Exact cume_dist ranks against the other customers' stored metrics (one query).
+
+    Used only before the first full recompute has stored boundaries.
+    """
+    m = CustomerMetrics
+    # Another customer is at least as far back as this one when their last order's day is
+    # on or before (as_of day - recency days).
+    last_day_limit = d.order_cutoff(as_of - dt.timedelta(days=figures.recency_days))
+    row = db.session.execute(
+        select(
+            func.count(),
+            func.coalesce(
+                func.sum(case((m.total_spent <= d.from_cents(figures.monetary_cents), 1), else_=0)),
+                0,
+            ),
+            func.coalesce(func.sum(case((m.last_order_at < last_day_limit, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((m.clv <= d.from_cents(clv), 1), else_=0)), 0),
+        ).where(m.orders_count > 0, m.customer_id != customer_id)
+    ).one()
+    n = int(row[0]) + 1
+    k_m, k_r, k_clv = int(row[1]) + 1, int(row[2]) + 1, int(row[3]) + 1
+    return Scores(r=d.rank_score(k_r, n), m=d.rank_score(k_m, n), clv_percentile=100.0 * k_clv / n)
+
+
+def refresh_customer(
+    customer_id: int, as_of: dt.datetime | dt.date | None = None
+) -> CustomerMetrics:
+    """Recompute one customer's metrics now; emits customer_metrics_changed (and tier_changed)."""
+    settings = d.metrics_settings()
+    as_of = d.normalise_as_of(as_of)
+    session = db.session
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise LookupError(f"no customer {customer_id}")
+    figures = customer_figures(customer_id, as_of)
+    metrics = session.get(CustomerMetrics, customer_id)
+    old_tier = metrics.tier if metrics is not None else None
+    if metrics is None:
+        metrics = CustomerMetrics(
+            customer_id=customer_id, tier="new", tier_since=customer.created_at
+        )
+        session.add(metrics)
+
+    if figures.frequency == 0:
+        _write_unscored(metrics)
+    else:
+        clv = d.clv_cents(figures.monetary_cents, figures.age_days, settings.lifespan)
+        bounds = current_boundaries()
+        if bounds is not None:
+            scores = score_against_boundaries(bounds, figures, clv, as_of)
+        else:
+            scores = score_against_population(customer_id, figures, clv, as_of)
+        f = d.f_score(figures.frequency, settings.f_thresholds)
+        metrics.first_order_at = figures.first_at
+        metrics.last_order_at = figures.last_at
+        metrics.orders_count = figures.frequency
+        metrics.total_spent = d.from_cents(figures.monetary_cents)
+        metrics.aov = d.from_cents(d.round_half_even(figures.monetary_cents, figures.frequency))
+        metrics.recency_days = figures.recency_days
+        metrics.r_score, metrics.f_score, metrics.m_score = scores.r, f, scores.m
+        metrics.rfm_segment = d.segment_for(scores.r, f, scores.m)
+        metrics.clv = d.from_cents(clv)
+        metrics.clv_percentile = scores.clv_percentile
+        metrics.tier = d.tier_for(figures.frequency, scores.clv_percentile, settings)
+
+    if metrics.tier != (old_tier or "new"):
+        metrics.tier_since = as_of
+    metrics.as_of = as_of
+    metrics.computed_at = utcnow()
+    session.flush()
+
+    if metrics.tier != (old_tier or "new"):
+        events.tier_changed.send(
+            SENDER,
+            customer=customer,
+            old=old_tier,
+            new=metrics.tier,
+            upward=d.is_upward(old_tier, metrics.tier),
+        )
+    events.customer_metrics_changed.send(SENDER, customer=customer, metrics=metrics)
+    return metrics
+
+
+def _write_unscored(metrics: CustomerMetrics) -> None:
+    metrics.first_order_at = metrics.last_order_at = None
+    metrics.orders_count = 0
+    metrics.total_spent = metrics.aov = metrics.clv = d.from_cents(0)
+    metrics.recency_days = metrics.r_score = metrics.f_score = metrics.m_score = None
+    metrics.rfm_segment = None
+    metrics.clv_percentile = None
+    metrics.tier = "new"

@@ -1,0 +1,285 @@
+"""The full, set-based recompute of every customer's metrics (nightly job, `helpdesk rfm`).
+
+All the arithmetic runs in SQL over the whole customer base at once: counted orders are
+aggregated per customer, ranked with window functions (ceil(5 × cume_dist) computed exactly
+as ceil(5k/n), k = customers at or below this one, n = customers scored), scored, segmented
+and tiered into a temporary table, which then updates `customer_metrics` in two statements.
+Python only loops over the (usually few) customers whose tier changed, to send `tier_changed`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    delete,
+    select,
+    text,
+)
+
+from helpdesk import events
+from helpdesk.customer_context.metrics import definitions as d
+from helpdesk.customer_context.metrics.sql import counted_orders_all_sql, day_sql
+from helpdesk.customer_context.models import Customer, CustomerMetrics, RfmBoundaries
+from helpdesk.database import utcnow
+from helpdesk.extensions import db
+
+SENDER = "customer_context"
+# At most this many CLV breakpoints are stored; with fewer distinct CLVs every one is kept,
+# so an incremental refresh reproduces the recompute's percentile exactly.
+CLV_BREAKPOINTS = 1000
+SIGNAL_CHUNK = 500
+
+_scratch_metadata = MetaData()
+SCRATCH = Table(
+    "rfm_scratch",
+    _scratch_metadata,
+    Column("customer_id", BigInteger, primary_key=True),
+    Column("frequency", BigInteger),
+    Column("monetary_cents", BigInteger),
+    Column("first_at", DateTime),
+    Column("last_at", DateTime),
+    Column("recency_days", BigInteger),
+    Column("aov_cents", BigInteger),
+    Column("clv_cents", BigInteger),
+    Column("r_score", Integer),
+    Column("f_score", Integer),
+    Column("m_score", Integer),
+    Column("clv_percentile", Float),
+    Column("segment", String(32)),
+    Column("tier", String(16)),
+    prefixes=["TEMPORARY"],
+)
+SCRATCH_COLUMNS = [c.name for c in SCRATCH.columns]
+
+
+@dataclass
+class RecomputeReport:
+    as_of: dt.datetime
+    customers: int = 0  # metrics rows written (every customer)
+    scored: int = 0  # customers with at least one counted order
+    tier_changes: list[tuple[int, str | None, str]] = field(default_factory=list)
+    segments: dict[str, int] = field(default_factory=dict)
+
+
+def _scoring_sql(dialect: str, settings: d.MetricsSettings) -> str:
+    multiplier, divisor = d.clv_terms(settings.lifespan)
+    aov = d.round_half_even_sql("monetary_cents", "frequency")
+    clv = d.round_half_even_sql(
+        f"monetary_cents * {int(multiplier)}",
+        f"{int(divisor)} * CASE WHEN age_days > {d.DAYS_PER_YEAR} THEN age_days "
+        f"ELSE {d.DAYS_PER_YEAR} END",
+    )
+    return f"""
+        WITH counted AS ({counted_orders_all_sql()}),
+        agg AS (
+            SELECT customer_id, COUNT(*) AS frequency,
+                   CAST(SUM(net_cents) AS BIGINT) AS monetary_cents,
+                   MIN(placed_at) AS first_at, MAX(placed_at) AS last_at,
+                   MAX({day_sql(dialect, "placed_at")}) AS last_day,
+                   MIN({day_sql(dialect, "placed_at")}) AS first_day
+            FROM counted GROUP BY customer_id
+        ),
+        base AS (
+            SELECT customer_id, frequency, monetary_cents, first_at, last_at,
+                   :as_of_day - last_day AS recency_days, :as_of_day - first_day AS age_days
+            FROM agg
+        ),
+        valued AS (
+            SELECT customer_id, frequency, monetary_cents, first_at, last_at, recency_days,
+                   {aov} AS aov_cents, {clv} AS clv_cents
+            FROM base
+        ),
+        ranked AS (
+            SELECT valued.*, COUNT(*) OVER () AS n,
+                   COUNT(*) OVER (ORDER BY monetary_cents) AS k_m,
+                   COUNT(*) OVER (ORDER BY recency_days DESC) AS k_r,
+                   COUNT(*) OVER (ORDER BY clv_cents) AS k_clv
+            FROM valued
+        ),
+        scored AS (
+            SELECT ranked.*,
+                   (5 * k_r + n - 1) / n AS r_score,
+                   {d.f_case_sql("frequency", settings.f_thresholds)} AS f_score,
+                   (5 * k_m + n - 1) / n AS m_score,
+                   100.0 * k_clv / n AS clv_percentile
+            FROM ranked
+        )
+        INSERT INTO rfm_scratch ({", ".join(SCRATCH_COLUMNS)})
+        SELECT customer_id, frequency, monetary_cents, first_at, last_at, recency_days,
+               aov_cents, clv_cents, r_score, f_score, m_score, clv_percentile,
+               {d.segment_case_sql()} AS segment,
+               {d.tier_case_sql("frequency", "clv_percentile", settings)} AS tier
+        FROM scored
+    """
+
+
+TIER_CHANGES_SQL = """
+    SELECT s.customer_id, m.tier AS old_tier, s.tier AS new_tier
+    FROM rfm_scratch s LEFT JOIN customer_metrics m ON m.customer_id = s.customer_id
+    WHERE (m.customer_id IS NULL AND s.tier <> 'new') OR m.tier <> s.tier
+    UNION ALL
+    SELECT m.customer_id, m.tier, 'new' FROM customer_metrics m
+    WHERE m.tier <> 'new'
+      AND NOT EXISTS (SELECT 1 FROM rfm_scratch s WHERE s.customer_id = m.customer_id)
+"""
+
+INSERT_MISSING_SQL = """
+    INSERT INTO customer_metrics
+        (customer_id, orders_count, total_spent, aov, clv, tier, tier_since, as_of, computed_at)
+    SELECT c.id, 0, 0, 0, 0, 'new', c.created_at, :as_of, :now FROM customer c
+    WHERE NOT EXISTS (SELECT 1 FROM customer_metrics m WHERE m.customer_id = c.id)
+"""
+
+UPDATE_SCORED_SQL = """
+    UPDATE customer_metrics SET
+        first_order_at = s.first_at, last_order_at = s.last_at, orders_count = s.frequency,
+        total_spent = s.monetary_cents / 100.0, aov = s.aov_cents / 100.0,
+        recency_days = s.recency_days, r_score = s.r_score, f_score = s.f_score,
+        m_score = s.m_score, rfm_segment = s.segment, clv = s.clv_cents / 100.0,
+        clv_percentile = s.clv_percentile,
+        tier_since = CASE WHEN customer_metrics.tier <> s.tier THEN :as_of
+                          ELSE customer_metrics.tier_since END,
+        tier = s.tier, as_of = :as_of, computed_at = :now
+    FROM rfm_scratch s WHERE customer_metrics.customer_id = s.customer_id
+"""
+
+UPDATE_UNSCORED_SQL = """
+    UPDATE customer_metrics SET
+        first_order_at = NULL, last_order_at = NULL, orders_count = 0, total_spent = 0, aov = 0,
+        recency_days = NULL, r_score = NULL, f_score = NULL, m_score = NULL, rfm_segment = NULL,
+        clv = 0, clv_percentile = NULL,
+        tier_since = CASE WHEN tier <> 'new' THEN :as_of ELSE tier_since END,
+        tier = 'new', as_of = :as_of, computed_at = :now
+    WHERE NOT EXISTS (
+        SELECT 1 FROM rfm_scratch s WHERE s.customer_id = customer_metrics.customer_id
+    )
+"""
+
+CLV_BREAKPOINTS_SQL = """
+    WITH distinct_clv AS (
+        SELECT clv_cents, MAX(clv_percentile) AS pct FROM rfm_scratch GROUP BY clv_cents
+    ),
+    numbered AS (
+        SELECT clv_cents, pct, ROW_NUMBER() OVER (ORDER BY clv_cents) AS rn,
+               COUNT(*) OVER () AS nd
+        FROM distinct_clv
+    )
+    SELECT clv_cents, pct FROM numbered
+    WHERE nd <= :points OR rn = 1 OR rn = nd OR rn % ((nd + :points - 1) / :points) = 0
+    ORDER BY clv_cents
+"""
+
+
+def _typed(sql: str):
+    return text(sql).bindparams(
+        bindparam("as_of", type_=DateTime()),
+        bindparam("now", type_=DateTime()),
+    )
+
+
+def recompute(as_of: dt.datetime | dt.date | None = None) -> RecomputeReport:
+    """Recompute every customer's metrics as of `as_of` (default now); flushes, never commits."""
+    settings = d.metrics_settings()
+    as_of = d.normalise_as_of(as_of)
+    now = utcnow()
+    session = db.session
+    session.flush()  # pending ORM changes must be in the tables we read
+    conn = session.connection()
+    dialect = conn.dialect.name
+    params = {"as_of": as_of, "now": now}
+    report = RecomputeReport(as_of=as_of)
+
+    conn.execute(text("DROP TABLE IF EXISTS rfm_scratch"))
+    SCRATCH.create(conn)
+    try:
+        conn.execute(
+            text(_scoring_sql(dialect, settings)).bindparams(bindparam("cutoff", type_=DateTime())),
+            {"cutoff": d.order_cutoff(as_of), "as_of_day": d.day_number(as_of)},
+        )
+        report.tier_changes = [
+            (int(cid), old, new) for cid, old, new in conn.execute(text(TIER_CHANGES_SQL))
+        ]
+        conn.execute(_typed(INSERT_MISSING_SQL), params)
+        conn.execute(_typed(UPDATE_SCORED_SQL), params)
+        conn.execute(_typed(UPDATE_UNSCORED_SQL), params)
+        _write_boundaries(conn, as_of, settings)
+        report.scored = conn.execute(text("SELECT COUNT(*) FROM rfm_scratch")).scalar_one()
+        report.segments = {
+            seg: count
+            for seg, count in conn.execute(
+                text("SELECT segment, COUNT(*) FROM rfm_scratch GROUP BY segment")
+            )
+        }
+    finally:
+        conn.execute(text("DROP TABLE IF EXISTS rfm_scratch"))
+    report.customers = conn.execute(text("SELECT COUNT(*) FROM customer_metrics")).scalar_one()
+
+    # The ORM's copies of metrics rows are stale now; reload them on next access.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, CustomerMetrics | RfmBoundaries):
+            session.expire(obj)
+    _send_tier_changes(report.tier_changes)
+    return report
+
+
+def recompute_all(as_of: dt.datetime | dt.date | None = None) -> int:
+    """Recompute every customer's metrics set-based in SQL; returns the number of rows."""
+    return recompute(as_of).customers
+
+
+def _write_boundaries(conn, as_of: dt.datetime, settings: d.MetricsSettings) -> None:
+    recency = dict(
+        conn.execute(
+            text("SELECT r_score, MIN(recency_days) FROM rfm_scratch GROUP BY r_score")
+        ).all()
+    )
+    monetary = dict(
+        conn.execute(
+            text("SELECT m_score, MAX(monetary_cents) FROM rfm_scratch GROUP BY m_score")
+        ).all()
+    )
+    breakpoints = conn.execute(text(CLV_BREAKPOINTS_SQL), {"points": CLV_BREAKPOINTS}).all()
+    scored = conn.execute(text("SELECT COUNT(*) FROM rfm_scratch")).scalar_one()
+    db.session.execute(delete(RfmBoundaries))
+    db.session.add(
+        RfmBoundaries(
+            as_of=as_of,
+            customers_scored=int(scored),
+            recency_cuts=[
+                int(recency[s]) if recency.get(s) is not None else None for s in d.SCORES
+            ],
+            monetary_cuts=[
+                str(d.from_cents(monetary[s])) if monetary.get(s) is not None else None
+                for s in d.SCORES
+            ],
+            clv_cuts=[[str(d.from_cents(c)), float(p)] for c, p in breakpoints],
+            f_thresholds=list(settings.f_thresholds),
+        )
+    )
+    db.session.flush()
+
+
+def _send_tier_changes(changes: list[tuple[int, str | None, str]]) -> None:
+    for start in range(0, len(changes), SIGNAL_CHUNK):
+        chunk = changes[start : start + SIGNAL_CHUNK]
+        customers = {
+            c.id: c
+            for c in db.session.scalars(
+                select(Customer).where(Customer.id.in_([cid for cid, _, _ in chunk]))
+            )
+        }
+        for cid, old, new in chunk:
+            events.tier_changed.send(
+                SENDER, customer=customers[cid], old=old, new=new, upward=d.is_upward(old, new)
+            )

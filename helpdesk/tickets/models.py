@@ -72,7 +72,7 @@ class Ticket(Base):
 
     @property
     def tag_names(self) -> list[str]:
-        return [t.tag for t in self.tags]
+        return sorted(t.tag for t in self.tags)
 
 
 class TicketTag(Base):

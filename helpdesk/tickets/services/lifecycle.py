@@ -93,7 +93,8 @@ def record_event(
 def _customer_tier(customer_id: int) -> str | None:
     from helpdesk.customer_context.queries import customer_facts
 
-    return customer_facts(customer_id).get("tier")
+    facts = customer_facts(customer_id)
+    return facts.get("tier") if facts else None
 
 
 def clean_subject(subject: str | None) -> str:

@@ -42,6 +42,13 @@ class Suppression(Base):
     expires_at: Mapped[dt.datetime | None]
     lifted_at: Mapped[dt.datetime | None]
     lifted_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    # Why the row ended: "ticket:12 solved", "expired", "refund:3 recorded", "lifted by lead".
+    lift_cause: Mapped[str | None] = mapped_column(String(120))
+
+    @property
+    def is_active(self) -> bool:
+        """Not lifted and not past its expiry (the expiry job sets lifted_at later)."""
+        return self.lifted_at is None and (self.expires_at is None or self.expires_at > utcnow())
 
 
 class SuppressionChange(Base):
@@ -55,6 +62,8 @@ class SuppressionChange(Base):
     action: Mapped[str] = mapped_column(String(12))  # suppressed | lifted
     reasons: Mapped[list] = mapped_column(JSON, default=list)  # active reasons after the change
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # What caused the change ("ticket:12 opened", "expired", "email changed"): audit only.
+    cause: Mapped[str | None] = mapped_column(String(160))
 
 
 class EmailEvent(Base):
@@ -196,6 +205,17 @@ Index("ix_suppression_email_active", Suppression.email, Suppression.lifted_at)
 Index("ix_suppression_customer_reason", Suppression.customer_id, Suppression.reason)
 Index("ix_suppression_expires", Suppression.expires_at)
 Index("ix_suppression_change_email", SuppressionChange.email)
+# The suppression package's read paths: the feed walks active rows by email (a partial index
+# on PostgreSQL), an email's last published state is its highest seq, a customer's history.
+Index(
+    "ix_suppression_active_email_reason",
+    Suppression.email,
+    Suppression.reason,
+    postgresql_where=Suppression.lifted_at.is_(None),
+)
+Index("ix_suppression_change_email_seq", SuppressionChange.email, SuppressionChange.seq)
+Index("ix_suppression_change_customer_seq", SuppressionChange.customer_id, SuppressionChange.seq)
+Index("ix_email_event_email_at", EmailEvent.email, EmailEvent.at)
 Index("ix_email_event_customer_type_at", EmailEvent.customer_id, EmailEvent.type, EmailEvent.at)
 Index("ix_membership_segment_current", SegmentMembership.segment_id, SegmentMembership.exited_at)
 Index("ix_membership_customer", SegmentMembership.customer_id, SegmentMembership.segment_id)

@@ -1,0 +1,519 @@
+"""Reads of the suppression table and its change log: state, feed pages, history.
+
+A row is active while `lifted_at` is NULL and it has not expired; an email (and the customer
+owning it) is suppressed while any of its rows is active. The ESP feed is one entry per email.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, distinct, exists, func, or_, select
+
+from helpdesk.customer_context.models import Customer, Order
+from helpdesk.database import utcnow
+from helpdesk.extensions import db
+from helpdesk.marketing_bridge.models import (
+    OutboundMessage,
+    Suppression,
+    SuppressionChange,
+)
+from helpdesk.tickets.models import OPEN_STATUSES, Ticket
+
+
+def normalise_email(email: str | None) -> str:
+    """Emails are stored trimmed and lower-case."""
+    return (email or "").strip().lower()
+
+
+def active_condition(now: dt.datetime | None = None):
+    """SQL condition: the row is not lifted and not expired at `now`."""
+    now = now or utcnow()
+    return and_(
+        Suppression.lifted_at.is_(None),
+        or_(Suppression.expires_at.is_(None), Suppression.expires_at > now),
+    )
+
+
+def _customer_rows(customer_id: int):
+    """Rows of a customer: linked by id, or under the customer's current email."""
+    email = select(Customer.email).where(Customer.id == customer_id).scalar_subquery()
+    return or_(Suppression.customer_id == customer_id, Suppression.email == email)
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+def active_reasons(customer_id: int) -> list[str]:
+    """The customer's active suppression reasons, sorted (empty when not suppressed)."""
+    rows = db.session.scalars(
+        select(Suppression.reason).distinct().where(active_condition(), _customer_rows(customer_id))
+    )
+    return sorted(rows)
+
+
+def is_suppressed(customer_id: int) -> bool:
+    """True while the customer has any active suppression row."""
+    return bool(
+        db.session.scalar(select(exists().where(active_condition(), _customer_rows(customer_id))))
+    )
+
+
+def active_reasons_for_email(email: str) -> list[str]:
+    """The active reasons under one email, sorted."""
+    rows = db.session.scalars(
+        select(Suppression.reason)
+        .distinct()
+        .where(active_condition(), Suppression.email == normalise_email(email))
+    )
+    return sorted(rows)
+
+
+def active_rows(
+    *,
+    email: str | None = None,
+    customer_id: int | None = None,
+    reason: str | None = None,
+    source_ref: str | None = None,
+    match_source: bool = False,
+) -> list[Suppression]:
+    """Active rows under an email or of a customer, optionally of one reason and source."""
+    conditions = [active_condition()]
+    if customer_id is not None:
+        conditions.append(_customer_rows(customer_id))
+    elif email is not None:
+        conditions.append(Suppression.email == normalise_email(email))
+    else:
+        raise ValueError("email or customer_id is required")
+    if reason is not None:
+        conditions.append(Suppression.reason == reason)
+    if match_source:
+        conditions.append(
+            Suppression.source_ref.is_(None)
+            if source_ref is None
+            else Suppression.source_ref == source_ref
+        )
+    return list(
+        db.session.scalars(
+            select(Suppression).where(*conditions).order_by(Suppression.started_at, Suppression.id)
+        )
+    )
+
+
+def due_for_expiry(now: dt.datetime, limit: int) -> list[Suppression]:
+    """Rows past their expiry that nobody has closed yet (the expiry job closes them)."""
+    return list(
+        db.session.scalars(
+            select(Suppression)
+            .where(
+                Suppression.lifted_at.is_(None),
+                Suppression.expires_at.is_not(None),
+                Suppression.expires_at <= now,
+            )
+            .order_by(Suppression.id)
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class PublishedState:
+    action: str
+    reasons: list[str]
+    customer_id: int | None
+
+
+def last_published(email: str) -> PublishedState | None:
+    """The state the change log last published for an email (None: never published)."""
+    row = db.session.execute(
+        select(SuppressionChange.action, SuppressionChange.reasons, SuppressionChange.customer_id)
+        .where(SuppressionChange.email == normalise_email(email))
+        .order_by(SuppressionChange.seq.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return PublishedState(row.action, list(row.reasons or []), row.customer_id)
+
+
+def email_owner(email: str) -> int | None:
+    """The customer id an email belongs to: its customer, else any active row's customer."""
+    email = normalise_email(email)
+    found = db.session.scalar(select(Customer.id).where(Customer.email == email))
+    if found is not None:
+        return found
+    return db.session.scalar(
+        select(func.max(Suppression.customer_id)).where(
+            active_condition(), Suppression.email == email
+        )
+    )
+
+
+def customer_by_email(email: str) -> Customer | None:
+    """The customer with this email, if any (emails are unique, stored lower-case)."""
+    return db.session.scalar(select(Customer).where(Customer.email == normalise_email(email)))
+
+
+def customer_order(customer_id: int, ref: str) -> Order | None:
+    """The customer's order an ESP refers to by external id or name ("#1001" or "1001")."""
+    ref = (ref or "").strip()
+    if not ref:
+        return None
+    names = {ref, ref if ref.startswith("#") else f"#{ref}"}
+    return db.session.scalar(
+        select(Order)
+        .where(
+            Order.customer_id == customer_id,
+            or_(Order.external_id == ref, Order.name.in_(names)),
+        )
+        .limit(1)
+    )
+
+
+# --- tickets (a minimal read of the tickets table for the reconcile safety net) -------------
+
+
+def _has_open_ticket(customer_id_column):
+    return exists().where(
+        Ticket.customer_id == customer_id_column,
+        Ticket.status.in_(OPEN_STATUSES),
+    )
+
+
+def customers_missing_open_ticket_suppression(limit: int) -> list[Customer]:
+    """Customers with an open ticket but no active open_ticket row (should be none)."""
+    has_row = exists().where(
+        active_condition(),
+        Suppression.reason == "open_ticket",
+        or_(Suppression.customer_id == Customer.id, Suppression.email == Customer.email),
+    )
+    return list(
+        db.session.scalars(
+            select(Customer)
+            .where(_has_open_ticket(Customer.id), ~has_row)
+            .order_by(Customer.id)
+            .limit(limit)
+        )
+    )
+
+
+def stale_open_ticket_suppressions(limit: int) -> list[Suppression]:
+    """Active open_ticket rows whose customer has no open ticket any more (should be none)."""
+    owner = select(Customer.id).where(Customer.email == Suppression.email).scalar_subquery()
+    return list(
+        db.session.scalars(
+            select(Suppression)
+            .where(
+                active_condition(),
+                Suppression.reason == "open_ticket",
+                ~_has_open_ticket(func.coalesce(Suppression.customer_id, owner)),
+            )
+            .order_by(Suppression.id)
+            .limit(limit)
+        )
+    )
+
+
+# --- the ESP feed ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    email: str
+    customer_id: int | None
+    reasons: list[str]
+    suppressed_since: dt.datetime
+
+    def as_dict(self) -> dict:
+        return {
+            "email": self.email,
+            "customer_id": self.customer_id,
+            "reasons": self.reasons,
+            "suppressed_since": iso(self.suppressed_since),
+        }
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """Naive UTC as ISO 8601 with a Z."""
+    return None if value is None else value.replace(microsecond=0).isoformat() + "Z"
+
+
+def latest_seq() -> int:
+    """The highest seq in the change log (0 when empty)."""
+    return int(db.session.scalar(select(func.max(SuppressionChange.seq))) or 0)
+
+
+def _email_contains(search: str):
+    """Case-insensitive substring match on the email, with LIKE wildcards escaped."""
+    term = normalise_email(search).replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+    return Suppression.email.like(f"%{term}%", escape="\\")
+
+
+def feed_page(after_email: str | None, limit: int, search: str | None = None) -> list[FeedEntry]:
+    """Up to `limit` active emails after `after_email`, sorted by email (keyset pagination)."""
+    now = utcnow()
+    conditions = [active_condition(now)]
+    if after_email:
+        conditions.append(Suppression.email > after_email)
+    if search:
+        conditions.append(_email_contains(search))
+    emails = db.session.execute(
+        select(
+            Suppression.email,
+            func.max(Suppression.customer_id).label("customer_id"),
+            func.min(Suppression.started_at).label("since"),
+        )
+        .where(*conditions)
+        .group_by(Suppression.email)
+        .order_by(Suppression.email)
+        .limit(limit)
+    ).all()
+    if not emails:
+        return []
+    reasons: dict[str, set[str]] = {}
+    for email, reason in db.session.execute(
+        select(Suppression.email, Suppression.reason).where(
+            active_condition(now), Suppression.email.in_([row.email for row in emails])
+        )
+    ):
+        reasons.setdefault(email, set()).add(reason)
+    return [
+        FeedEntry(row.email, row.customer_id, sorted(reasons.get(row.email, ())), row.since)
+        for row in emails
+    ]
+
+
+def count_active_emails(search: str | None = None) -> int:
+    """How many emails are suppressed right now."""
+    conditions = [active_condition()]
+    if search:
+        conditions.append(_email_contains(search))
+    return int(
+        db.session.scalar(select(func.count(distinct(Suppression.email))).where(*conditions)) or 0
+    )
+
+
+def iter_feed(batch: int = 2000) -> Iterator[FeedEntry]:
+    """Every active email, sorted, streamed from one server-side cursor in constant memory."""
+    result = db.session.execute(
+        select(
+            Suppression.email, Suppression.reason, Suppression.customer_id, Suppression.started_at
+        )
+        .where(active_condition())
+        .order_by(Suppression.email, Suppression.reason)
+        .execution_options(yield_per=batch)
+    )
+    current: str | None = None
+    reasons: set[str] = set()
+    customer_id: int | None = None
+    since: dt.datetime | None = None
+    try:
+        for email, reason, row_customer, started_at in result:
+            if email != current:
+                if current is not None:
+                    yield FeedEntry(current, customer_id, sorted(reasons), since)
+                current, reasons, customer_id, since = email, set(), None, started_at
+            reasons.add(reason)
+            if row_customer is not None:
+                customer_id = max(customer_id or 0, row_customer)
+            since = min(since, started_at)
+        if current is not None:
+            yield FeedEntry(current, customer_id, sorted(reasons), since)
+    finally:
+        result.close()
+
+
+@dataclass(frozen=True)
+class ChangeEntry:
+    seq: int
+    email: str
+    customer_id: int | None
+    action: str
+    reasons: list[str]
+    at: dt.datetime
+    cause: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "seq": self.seq,
+            "email": self.email,
+            "customer_id": self.customer_id,
+            "action": self.action,
+            "reasons": self.reasons,
+            "at": iso(self.at),
+        }
+
+
+def _change_entry(row: SuppressionChange) -> ChangeEntry:
+    return ChangeEntry(
+        row.seq, row.email, row.customer_id, row.action, list(row.reasons or []), row.at, row.cause
+    )
+
+
+def changes_after(after: int, limit: int) -> list[ChangeEntry]:
+    """Change log entries with seq > `after`, oldest first."""
+    rows = db.session.scalars(
+        select(SuppressionChange)
+        .where(SuppressionChange.seq > after)
+        .order_by(SuppressionChange.seq)
+        .limit(limit)
+    )
+    return [_change_entry(row) for row in rows]
+
+
+# --- a customer's or an email's marketing state and history ---------------------------------
+
+
+@dataclass(frozen=True)
+class ActiveEntry:
+    id: int
+    reason: str
+    since: dt.datetime
+    expires_at: dt.datetime | None
+    source_ref: str | None
+    note: str | None
+
+    def as_dict(self) -> dict:
+        return {
+            "reason": self.reason,
+            "since": iso(self.since),
+            "expires_at": iso(self.expires_at),
+            "source_ref": self.source_ref,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class MarketingState:
+    """Whether marketing may reach a customer, and why not."""
+
+    customer_id: int
+    email: str | None
+    accepts_marketing: bool
+    reasons: list[str]
+    entries: list[ActiveEntry] = field(default_factory=list)
+
+    @property
+    def suppressed(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def since(self) -> dt.datetime | None:
+        return min((e.since for e in self.entries), default=None)
+
+    @property
+    def may_receive_marketing(self) -> bool:
+        return self.accepts_marketing and not self.suppressed
+
+    def as_dict(self) -> dict:
+        """The JSON shape used by the customer context API."""
+        return {
+            "suppressed": self.suppressed,
+            "reasons": self.reasons,
+            "since": iso(self.since),
+            "accepts_marketing": self.accepts_marketing,
+            "entries": [e.as_dict() for e in self.entries],
+        }
+
+    def __getitem__(self, key: str):
+        return self.as_dict()[key]
+
+
+def marketing_state(customer_id: int) -> MarketingState:
+    """The customer's consent and active suppressions (two queries)."""
+    customer = db.session.execute(
+        select(Customer.email, Customer.accepts_marketing).where(Customer.id == customer_id)
+    ).first()
+    rows = db.session.execute(
+        select(
+            Suppression.id,
+            Suppression.reason,
+            Suppression.started_at,
+            Suppression.expires_at,
+            Suppression.source_ref,
+            Suppression.note,
+        )
+        .where(active_condition(), _customer_rows(customer_id))
+        .order_by(Suppression.started_at, Suppression.id)
+    ).all()
+    entries = [ActiveEntry(*row) for row in rows]
+    return MarketingState(
+        customer_id=customer_id,
+        email=customer.email if customer else None,
+        accepts_marketing=bool(customer.accepts_marketing) if customer else False,
+        reasons=sorted({e.reason for e in entries}),
+        entries=entries,
+    )
+
+
+def scheduled_messages(customer_id: int, limit: int = 3) -> list[OutboundMessage]:
+    """The customer's next scheduled outbound messages, soonest first."""
+    return list(
+        db.session.scalars(
+            select(OutboundMessage)
+            .where(
+                OutboundMessage.customer_id == customer_id, OutboundMessage.status == "scheduled"
+            )
+            .order_by(OutboundMessage.send_after, OutboundMessage.id)
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class History:
+    email: str
+    customer: Customer | None
+    rows: list[Suppression]
+    changes: list[ChangeEntry]
+
+
+def history(email: str, limit: int = 200) -> History:
+    """Every suppression row and change of an email and of the customer who owns it now."""
+    email = normalise_email(email)
+    customer = customer_by_email(email)
+    row_filter = Suppression.email == email
+    change_filter = SuppressionChange.email == email
+    if customer is not None:
+        row_filter = or_(row_filter, Suppression.customer_id == customer.id)
+        change_filter = or_(change_filter, SuppressionChange.customer_id == customer.id)
+    rows = list(
+        db.session.scalars(
+            select(Suppression)
+            .where(row_filter)
+            .order_by(Suppression.started_at.desc(), Suppression.id.desc())
+            .limit(limit)
+        )
+    )
+    changes = [
+        _change_entry(row)
+        for row in db.session.scalars(
+            select(SuppressionChange)
+            .where(change_filter)
+            .order_by(SuppressionChange.seq.desc())
+            .limit(limit)
+        )
+    ]
+    return History(email, customer, rows, changes)
+
+
+def get_row(row_id: int) -> Suppression | None:
+    """One suppression row by id."""
+    return db.session.get(Suppression, row_id)
+
+
+def agent_names(agent_ids) -> dict[int, str]:
+    """Names of the agents who started or lifted rows, for the audit trail (one query)."""
+    from helpdesk.auth.models import Agent
+
+    ids = {i for i in agent_ids if i is not None}
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids))).all())
+
+
+def customer_for_id(customer_id: int) -> Customer | None:
+    """The customer by id (for the lead's pause and resume)."""
+    return db.session.get(Customer, customer_id)

@@ -76,6 +76,7 @@ def create():
             data["body"],
             channel=data["channel"],
             category=data["category"],
+            category_source="api" if data["category"] else None,
             order=order,
         )
     except TicketError as error:

@@ -129,11 +129,13 @@ class CsvRows:
                     self.last_row = number
                     width = len(row)
                     values = {}
-                    for key, index in columns:
-                        if index < width:
-                            cell = row[index].strip()
-                            if cell:
-                                values[key] = cell
+                    for key, indexes in columns:
+                        for index in indexes:
+                            if index < width:
+                                cell = row[index].strip()
+                                if cell:
+                                    values[key] = cell
+                                    break
                     if values:
                         yield number, values
         except UnicodeDecodeError:

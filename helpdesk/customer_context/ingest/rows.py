@@ -34,15 +34,19 @@ class RowFormat:
     columns: dict[str, tuple[str, ...]]
     required: tuple[str | tuple[str, ...], ...]  # a tuple inside means "one of these"
 
-    def bind(self, header: list[str]) -> list[tuple[str, int]]:
-        """(key, index) of each known column in this header; raises on a missing one."""
+    def bind(self, header: list[str]) -> list[tuple[str, tuple[int, ...]]]:
+        """(key, column indexes in alias order) for this header; raises on a missing column.
+
+        A key known under several present headers reads the first non-blank of them per row.
+        """
         positions = {normalise_header(h): i for i, h in reversed(list(enumerate(header)))}
-        bound: dict[str, int] = {}
+        bound: dict[str, tuple[int, ...]] = {}
         for key, names in self.columns.items():
-            for name in names:
-                if normalise_header(name) in positions:
-                    bound[key] = positions[normalise_header(name)]
-                    break
+            found = tuple(
+                positions[normalise_header(n)] for n in names if normalise_header(n) in positions
+            )
+            if found:
+                bound[key] = found
         missing = []
         for need in self.required:
             options = need if isinstance(need, tuple) else (need,)

@@ -15,11 +15,16 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from helpdesk.app import create_app
+from helpdesk.seeding.cli import demo, seed
 
 
 @click.group(cls=FlaskGroup, create_app=lambda: create_app())
 def main():
     """helpdesk: support console with customer context and a marketing suppression bridge."""
+
+
+main.add_command(demo)  # the seeded demo console: migrate, seed, logins, scheduler, serve
+main.add_command(seed)  # synthetic store data at any size
 
 
 @main.command()

@@ -6,7 +6,14 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from helpdesk.marketing_bridge import models, suppression, tasks  # noqa: F401  (models: tables)
+    from helpdesk import events
+    from helpdesk.core import NavItem, register_nav
+    from helpdesk.marketing_bridge import flows, models, suppression, tasks  # noqa: F401 (models)
+    from helpdesk.marketing_bridge.segments import membership
 
     suppression.init_app(app)  # the shared table, send gate, ESP feed and ESP events webhook
-    tasks.init_app(app)  # dispatcher, flows, cart recovery, segment refresh
+    tasks.init_app(app)  # dispatcher, cart recovery, flows upkeep, segment refresh
+    flows.connect()  # post-purchase, cart recovery, winback, tier welcome handlers
+    events.order_placed.connect(membership.on_order_placed, weak=False)
+    events.customer_metrics_changed.connect(membership.on_metrics_changed, weak=False)
+    # VIEWS-PENDING

@@ -139,6 +139,17 @@ class FlowEnrollment(Base):
     exit_reason: Mapped[str | None] = mapped_column(String(120))
     enrolled_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
+    # The steps planned at enrolment: [{"step", "template", "kind", "at"}]; a holdout
+    # enrolment keeps its plan (what it would have received) but gets no messages.
+    plan: Mapped[list] = mapped_column(JSON, default=list)
+    # The first order placed while enrolled (the flow's conversion; holdout ones count too).
+    converted_order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"))
+    converted_at: Mapped[dt.datetime | None]
+    # High-value cart recovery: the helpdesk task opened for the named team member.
+    task_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
+    sender_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+
+    flow: Mapped[Flow] = relationship()
 
 
 class MessageTemplate(Base):
@@ -154,18 +165,27 @@ class MessageTemplate(Base):
 
 
 class Campaign(Base):
+    """A promotional message a lead sends to a segment (one outbox row per recipient)."""
+
     __tablename__ = "campaign"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
     segment_id: Mapped[int] = mapped_column(ForeignKey("segment.id"))
     template_key: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255), default="")
+    body: Mapped[str] = mapped_column(Text, default="")  # the {{campaign.body}} of the template
     status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | sent
-    exclude_vip: Mapped[bool] = mapped_column(default=True)
+    exclude_vip: Mapped[bool] = mapped_column(default=True)  # mass discount: VIPs left out
+    send_after: Mapped[dt.datetime | None]  # None: as soon as it is sent
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    sent_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     sent_at: Mapped[dt.datetime | None]
+
+    segment: Mapped[Segment] = relationship()
 
 
 class OutboundMessage(Base):
@@ -229,3 +249,6 @@ Index(
 )
 Index("ix_outbound_ticket", OutboundMessage.ticket_id)
 Index("ix_outbound_enrollment", OutboundMessage.flow_enrollment_id)
+Index("ix_outbound_campaign", OutboundMessage.campaign_id)
+Index("ix_outbound_template_status", OutboundMessage.template, OutboundMessage.status)
+Index("ix_enrollment_flow_state", FlowEnrollment.flow_id, FlowEnrollment.state)

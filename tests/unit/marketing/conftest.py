@@ -27,3 +27,13 @@ def recording_backend(app):
     set_backend(app, backend)
     yield backend
     set_backend(app, None)
+
+
+@pytest.fixture
+def marketing(app):
+    """The shipped flows and templates, as after the first scheduler run."""
+    from helpdesk.marketing_bridge.flows import ensure_default_flows
+    from helpdesk.marketing_bridge.templates_store import ensure_default_templates
+
+    ensure_default_flows()
+    ensure_default_templates()

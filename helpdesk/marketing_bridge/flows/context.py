@@ -1,0 +1,147 @@
+"""Template variables built from orders, carts, products, reviews and senders."""
+
+from __future__ import annotations
+
+import contextlib
+from decimal import Decimal
+
+from flask import current_app
+from sqlalchemy import select
+
+from helpdesk.auth.models import Agent, Role
+from helpdesk.customer_context.models import Customer, Order, Product, Review
+from helpdesk.database import money
+from helpdesk.extensions import db
+
+QUOTE_MAX = 220
+
+
+def format_money(amount, currency: str | None = None) -> str:
+    """An amount with its currency, e.g. "GBP 42.50" (messages always say which)."""
+    currency = currency or current_app.config.get("CURRENCY") or ""
+    return f"{currency} {money(amount):,.2f}".strip()
+
+
+def order_context(order: Order) -> dict:
+    """order.* variables."""
+    return {
+        "name": order.name,
+        "total": format_money(order.total, order.currency),
+        "date": order.placed_at.strftime("%d %b %Y") if order.placed_at else "",
+        "items": [
+            f"- {line.quantity} x {line.title or (line.product.title if line.product else '')}"
+            for line in order.lines
+        ],
+        "tracking_url": order.tracking_url or "",
+        "status": (order.fulfillment_status or "").replace("_", " "),
+    }
+
+
+def products_context(products) -> list[str]:
+    """{{products}}: one line per product with its price."""
+    return [f"- {p.title} ({format_money(p.price)})" for p in products]
+
+
+def cart_context(checkout) -> dict:
+    """cart.* variables from a checkout's line items."""
+    items = []
+    for item in checkout.line_items or []:
+        if not isinstance(item, dict):
+            continue
+        title = str(item.get("title") or item.get("name") or "item")
+        quantity = item.get("quantity") or 1
+        price = item.get("price")
+        line = f"- {quantity} x {title}"
+        if price not in (None, ""):
+            with contextlib.suppress(ArithmeticError):
+                line += f" ({format_money(Decimal(str(price)), checkout.currency)})"
+        items.append(line)
+    return {
+        "url": checkout.recovery_url or "",
+        "total": format_money(checkout.total, checkout.currency),
+        "items": items,
+    }
+
+
+def social_proof(product_ids=None, exclude_customer_id: int | None = None) -> dict | None:
+    """review.* from a publishable (4-5 star) review, preferring the cart's products."""
+    base = (
+        select(Review, Customer.first_name)
+        .join(Customer, Customer.id == Review.customer_id)
+        .where(Review.publishable.is_(True), Review.body.is_not(None), Review.body != "")
+        .order_by(Review.rating.desc(), Review.received_at.desc(), Review.id.desc())
+        .limit(1)
+    )
+    if exclude_customer_id is not None:
+        base = base.where(Review.customer_id != exclude_customer_id)
+    row = None
+    if product_ids:
+        row = db.session.execute(base.where(Review.product_id.in_(list(product_ids)))).first()
+    if row is None:
+        row = db.session.execute(base).first()
+    if row is None:
+        return None
+    review, first_name = row
+    quote = " ".join((review.body or "").split())
+    if len(quote) > QUOTE_MAX:
+        quote = quote[: QUOTE_MAX - 1].rsplit(" ", 1)[0] + "…"
+    return {"quote": quote, "author": first_name or "a verified customer", "rating": review.rating}
+
+
+def active_leads() -> list[Agent]:
+    """Active team leads (and admins when there is no lead), in a stable order."""
+    leads = list(
+        db.session.scalars(
+            select(Agent).where(Agent.active.is_(True), Agent.role == Role.LEAD).order_by(Agent.id)
+        )
+    )
+    if not leads:
+        leads = list(
+            db.session.scalars(
+                select(Agent)
+                .where(Agent.active.is_(True), Agent.role == Role.ADMIN)
+                .order_by(Agent.id)
+            )
+        )
+    return leads
+
+
+def account_manager(customer_id: int) -> Agent | None:
+    """The lead who looks after a high-value customer: stable per customer, spread evenly."""
+    leads = active_leads()
+    if not leads:
+        return None
+    return leads[customer_id % len(leads)]
+
+
+def vip_sender_name(customer_id: int) -> str:
+    """The named sender VIPs hear from: the configured name, else their account manager."""
+    from helpdesk.marketing_bridge.flows.engine import get_flow, setting
+
+    configured = (setting(get_flow("tier_welcome"), "vip_sender_name") or "").strip()
+    if configured:
+        return configured
+    manager = account_manager(customer_id)
+    store = current_app.config.get("STORE_NAME") or ""
+    if manager is not None:
+        return f"{manager.name} at {store}".strip()
+    return f"The founders of {store}".strip()
+
+
+def customer_tier(customer: Customer) -> str | None:
+    """The customer's tier from their metrics row (None when never computed)."""
+    metrics = customer.metrics
+    return metrics.tier if metrics is not None else None
+
+
+def points_balance(customer_id: int) -> int | None:
+    """Loyalty points through customer_context's reader (None if it is unavailable)."""
+    from helpdesk.customer_context import queries
+
+    reader = getattr(queries, "points_balance", None)
+    return reader(customer_id) if reader is not None else None
+
+
+def in_stock():
+    """SQL condition: a product that can be sold (inventory unknown counts as available)."""
+    return (Product.inventory.is_(None)) | (Product.inventory > 0)

@@ -1,0 +1,351 @@
+"""What every flow shares: the flow rows, enrolment with holdout, exits, conversions, upkeep.
+
+An enrolment plans all its steps at once and queues one outbox message per step (with its
+`send_after`); exiting cancels the still-scheduled ones (status `skipped`). A holdout
+enrolment (a deterministic share of customers, by hash of flow and customer id) is recorded
+with its plan but receives no marketing: only transactional steps (an order confirmation
+is owed to everyone) are sent. Reports compare treated and holdout conversions for lift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from helpdesk.database import utcnow
+from helpdesk.extensions import db
+from helpdesk.marketing_bridge import outbox
+from helpdesk.marketing_bridge.models import Flow, FlowEnrollment, OutboundMessage
+from helpdesk.marketing_bridge.templates_store import get_template, render
+
+# key -> defaults. `settings` are editable on the flow page; holdout starts at 0 so nobody is
+# held out until a lead decides to measure lift.
+FLOW_DEFAULTS: dict[str, dict] = {
+    "post_purchase": {
+        "name": "Post-purchase",
+        "trigger": "order_placed",
+        "description": (
+            "Confirmation and shipping update, then product-aware steps: setup guide and "
+            "check-in for technical products, care guide for high-value ones, review request, "
+            "second-purchase prompt with co-purchased products, refill prompt at 80% of a "
+            "consumable's life, replenishment or new arrivals."
+        ),
+        "settings": {
+            "shipping_day": 2,
+            "review_day": 8,
+            "second_purchase_day": 18,
+            "late_day": 50,
+            "max_order_age_days": 3,
+            "recommendations": 3,
+            "repeat_discount_text": "",
+        },
+    },
+    "cart_recovery": {
+        "name": "Cart recovery",
+        "trigger": "checkout_abandoned",
+        "description": (
+            "Abandoned checkouts, branched by history: first-time visitors get social proof, "
+            "benefits and an FAQ; returning customers a reminder with their points; high-value "
+            "customers a personal email from a named lead plus a helpdesk task for that lead."
+        ),
+        "settings": {
+            "first_time_hours": [1, 24, 72],
+            "existing_hours": [1],
+            "vip_hours": [1],
+            "max_cart_age_days": 7,
+        },
+    },
+    "winback": {
+        "name": "Winback (At risk)",
+        "trigger": "segment:at_risk",
+        "description": "A personalised offer for customers who used to buy often, not lately.",
+        "settings": {"cooldown_days": 180, "offer_text": ""},
+    },
+    "reactivation": {
+        "name": "Reactivation and nurture (Lapsed, Lost)",
+        "trigger": "segment:lapsed,lost",
+        "description": "One reactivation email, then a low-frequency nurture.",
+        "settings": {"cooldown_days": 365, "nurture_days": [45, 105, 165], "offer_text": ""},
+    },
+    "tier_welcome": {
+        "name": "Tier welcome",
+        "trigger": "tier_changed",
+        "description": "Welcome to Regular or VIP when a customer moves up; VIPs hear from a "
+        "named person.",
+        "settings": {"vip_sender_name": ""},
+    },
+}
+
+FLOW_KEYS = tuple(FLOW_DEFAULTS)
+PENDING = ("scheduled", "sending")
+
+
+@dataclass
+class PlannedStep:
+    """One step of an enrolment's plan: which template, when, and with what variables."""
+
+    step: str  # unique within the enrolment, e.g. "review_request", "refill_prompt:12"
+    template: str
+    at: dt.datetime
+    context: dict
+    variables: dict = field(default_factory=dict)
+    from_name: str | None = None
+
+
+def ensure_default_flows() -> int:
+    """Create the shipped flows that have no row yet; returns how many were added."""
+    existing = set(db.session.scalars(select(Flow.key)))
+    added = 0
+    for key, spec in FLOW_DEFAULTS.items():
+        if key in existing:
+            continue
+        db.session.add(
+            Flow(
+                key=key,
+                name=spec["name"],
+                description=spec["description"],
+                trigger=spec["trigger"],
+                active=True,
+                holdout_percent=0.0,
+                settings=dict(spec["settings"]),
+            )
+        )
+        added += 1
+    if added:
+        db.session.flush()
+    return added
+
+
+def get_flow(key: str) -> Flow:
+    """The flow row for `key`, created with its defaults on first use."""
+    flow = db.session.scalar(select(Flow).where(Flow.key == key))
+    if flow is None:
+        if key not in FLOW_DEFAULTS:
+            raise KeyError(f"unknown flow {key!r}")
+        ensure_default_flows()
+        flow = db.session.scalar(select(Flow).where(Flow.key == key))
+    return flow
+
+
+def setting(flow: Flow, name: str):
+    """A flow setting, falling back to the shipped default."""
+    value = (flow.settings or {}).get(name)
+    if value is None:
+        value = FLOW_DEFAULTS.get(flow.key, {}).get("settings", {}).get(name)
+    return value
+
+
+def holdout_bucket(flow_key: str, customer_id: int) -> float:
+    """A stable number in [0, 100) for (flow, customer): the same customer, the same bucket."""
+    digest = hashlib.sha256(f"{flow_key}:{customer_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 / 100
+
+
+def in_holdout(flow: Flow, customer_id: int) -> bool:
+    """True when this customer falls in the flow's holdout share."""
+    percent = float(flow.holdout_percent or 0)
+    return percent > 0 and holdout_bucket(flow.key, customer_id) < percent
+
+
+def find_enrollment(flow: Flow, trigger_ref: str) -> FlowEnrollment | None:
+    return db.session.scalar(
+        select(FlowEnrollment).where(
+            FlowEnrollment.flow_id == flow.id, FlowEnrollment.trigger_ref == trigger_ref
+        )
+    )
+
+
+def enroll(
+    flow: Flow,
+    customer,
+    trigger_ref: str,
+    steps: list[PlannedStep],
+    *,
+    branch: str | None = None,
+    now: dt.datetime | None = None,
+    sender_agent_id: int | None = None,
+) -> FlowEnrollment | None:
+    """Enrol `customer` once per (flow, trigger_ref) and queue its steps; None if inactive."""
+    existing = find_enrollment(flow, trigger_ref)
+    if existing is not None:
+        return existing
+    if not flow.active or not steps:
+        return None
+    now = now or utcnow()
+    steps = sorted(steps, key=lambda s: (s.at, s.step))
+    holdout = in_holdout(flow, customer.id)
+    kinds = {s.step: get_template(s.template).kind for s in steps}
+    enrollment = FlowEnrollment(
+        flow_id=flow.id,
+        customer_id=customer.id,
+        trigger_ref=trigger_ref[:120],
+        branch=branch,
+        step=0,
+        state="active",
+        holdout=holdout,
+        enrolled_at=now,
+        sender_agent_id=sender_agent_id,
+        plan=[
+            {"step": s.step, "template": s.template, "kind": kinds[s.step], "at": s.at.isoformat()}
+            for s in steps
+        ],
+    )
+    # Only steps that will really be sent drive next_run_at; a holdout enrolment is
+    # revisited when its plan would have ended, to complete it.
+    sending = [s for s in steps if not holdout or kinds[s.step] == "transactional"]
+    enrollment.next_run_at = sending[0].at if sending else steps[-1].at
+    try:
+        with db.session.begin_nested():
+            db.session.add(enrollment)
+    except IntegrityError:
+        return find_enrollment(flow, trigger_ref)
+    for step in sending:
+        subject, body = render(step.template, step.context)
+        outbox.enqueue(
+            customer=customer,
+            kind=kinds[step.step],
+            template=step.template,
+            subject=subject,
+            body=body,
+            variables={"step": step.step, **step.variables},
+            send_after=step.at,
+            idempotency_key=f"flow:{enrollment.id}:{step.step}",
+            from_name=step.from_name,
+            flow_enrollment_id=enrollment.id,
+        )
+    return enrollment
+
+
+def exit_enrollments(enrollments, reason: str, now: dt.datetime | None = None) -> int:
+    """End active enrolments early and cancel their scheduled messages; returns how many."""
+    now = now or utcnow()
+    ids = []
+    for enrollment in enrollments:
+        if enrollment.state != "active":
+            continue
+        enrollment.state = "exited"
+        enrollment.exit_reason = reason[:120]
+        enrollment.finished_at = now
+        enrollment.next_run_at = None
+        ids.append(enrollment.id)
+    if ids:
+        db.session.flush()
+        outbox.skip_scheduled(reason, flow_enrollment_ids=ids)
+    return len(ids)
+
+
+def cancel_steps(enrollment_ids, templates, reason: str) -> int:
+    """Cancel some still-scheduled steps of enrolments that otherwise go on."""
+    enrollment_ids = list(enrollment_ids)
+    if not enrollment_ids:
+        return 0
+    return outbox.skip_scheduled(reason, flow_enrollment_ids=enrollment_ids, templates=templates)
+
+
+def record_conversion(customer_id: int, order, flow_keys=None) -> int:
+    """Mark the customer's enrolments that were running when `order` was placed as converted."""
+    # Active when the order was placed: enrolled before it and not finished before it (the
+    # same purchase may already have ended the enrolment through a completed checkout).
+    conditions = [
+        FlowEnrollment.customer_id == customer_id,
+        FlowEnrollment.converted_order_id.is_(None),
+        FlowEnrollment.enrolled_at <= order.placed_at,
+        or_(FlowEnrollment.finished_at.is_(None), FlowEnrollment.finished_at >= order.placed_at),
+        FlowEnrollment.trigger_ref != f"order:{order.id}",
+    ]
+    if flow_keys is not None:
+        conditions.append(
+            FlowEnrollment.flow_id.in_(select(Flow.id).where(Flow.key.in_(list(flow_keys))))
+        )
+    result = db.session.execute(
+        update(FlowEnrollment)
+        .where(*conditions)
+        .values(converted_order_id=order.id, converted_at=order.placed_at)
+        .execution_options(synchronize_session="fetch")
+    )
+    return result.rowcount or 0
+
+
+def active_enrollments(flow_key: str, customer_id: int) -> list[FlowEnrollment]:
+    """The customer's active enrolments in one flow."""
+    return list(
+        db.session.scalars(
+            select(FlowEnrollment)
+            .join(Flow, Flow.id == FlowEnrollment.flow_id)
+            .where(
+                Flow.key == flow_key,
+                FlowEnrollment.customer_id == customer_id,
+                FlowEnrollment.state == "active",
+            )
+        )
+    )
+
+
+def advance_enrollments(now: dt.datetime | None = None) -> dict:
+    """Bookkeeping: move due enrolments to their next step or complete them (set-based)."""
+    now = now or utcnow()
+    pending = and_(
+        OutboundMessage.flow_enrollment_id == FlowEnrollment.id,
+        OutboundMessage.status.in_(PENDING),
+    )
+    due = and_(FlowEnrollment.state == "active", FlowEnrollment.next_run_at <= now)
+    done_steps = (
+        select(func.count(OutboundMessage.id))
+        .where(
+            OutboundMessage.flow_enrollment_id == FlowEnrollment.id,
+            OutboundMessage.status.not_in(PENDING),
+        )
+        .scalar_subquery()
+    )
+    completed = db.session.execute(
+        update(FlowEnrollment)
+        .where(due, ~exists(select(OutboundMessage.id).where(pending)))
+        .values(state="completed", finished_at=now, next_run_at=None, step=done_steps)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    next_at = select(func.min(OutboundMessage.send_after)).where(pending).scalar_subquery()
+    # A step already due waits for the dispatcher: the enrolment stays due until it is sent.
+    moved = db.session.execute(
+        update(FlowEnrollment)
+        .where(due)
+        .values(next_run_at=func.coalesce(next_at, now), step=done_steps)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.flush()
+    return {"completed": completed or 0, "advanced": moved or 0}
+
+
+def steps_of(enrollment: FlowEnrollment) -> list[dict]:
+    """The enrolment's plan joined with what happened to each step's message."""
+    messages = {
+        (m.variables or {}).get("step"): m
+        for m in db.session.scalars(
+            select(OutboundMessage).where(OutboundMessage.flow_enrollment_id == enrollment.id)
+        )
+    }
+    out = []
+    for planned in enrollment.plan or []:
+        message = messages.get(planned["step"])
+        out.append({**planned, "message": message})
+    return out
+
+
+def reached_any(enrollment_ids) -> set[int]:
+    """Enrolment ids (of `enrollment_ids`) with at least one message actually sent."""
+    ids = list(enrollment_ids)
+    if not ids:
+        return set()
+    return set(
+        db.session.scalars(
+            select(OutboundMessage.flow_enrollment_id)
+            .where(
+                OutboundMessage.flow_enrollment_id.in_(ids),
+                or_(OutboundMessage.status == "sent", OutboundMessage.status == "sending"),
+            )
+            .distinct()
+        )
+    )

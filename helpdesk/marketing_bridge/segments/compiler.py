@@ -1,0 +1,204 @@
+"""Compile a validated segment definition to ONE SQL select of customer ids (SQLAlchemy Core).
+
+Portable across SQLite and PostgreSQL: day windows become timestamp comparisons computed in
+Python (`now - N days`), set conditions become `IN (subquery)`, and no dialect functions are
+used. Customers without a metrics row count as 0 orders, 0 spent, tier new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+
+from sqlalchemy import Select, and_, false, func, literal, not_, or_, select, true
+
+from helpdesk.customer_context.models import Customer, CustomerMetrics, Order, OrderLine, Product
+from helpdesk.database import utcnow
+from helpdesk.marketing_bridge.models import EmailEvent
+from helpdesk.marketing_bridge.segments.schema import validate_definition
+from helpdesk.tickets.models import OPEN_STATUSES, Ticket
+
+COMPARE = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+# days_since_last_order compares with the last order's timestamp, so the direction flips.
+FLIPPED = {"=": "=", "!=": "!=", ">": "<", ">=": "<=", "<": ">", "<=": ">="}
+ENGAGEMENT_TYPES = ("open", "click")
+
+
+def _counted(order=Order):
+    return and_(order.cancelled_at.is_(None), order.test.is_(False))
+
+
+def _numeric(expression, op: str, value):
+    if op == "between":
+        return expression.between(value[0], value[1])
+    return COMPARE[op](expression, value)
+
+
+def _site_mean_aov():
+    """Order-weighted site AOV: all customers' net spend over all their orders."""
+    return (
+        select(
+            func.sum(CustomerMetrics.total_spent)
+            / func.nullif(func.sum(CustomerMetrics.orders_count), 0)
+        )
+        .where(CustomerMetrics.orders_count > 0)
+        .scalar_subquery()
+    )
+
+
+def _days_since(op: str, value, now: dt.datetime):
+    last = CustomerMetrics.last_order_at
+
+    def at(days):
+        return now - dt.timedelta(days=float(days))
+
+    if op == "between":
+        return and_(last <= at(value[0]), last >= at(value[1]))
+    if op == "=":
+        # Whole days: the last order fell within that day's 24 hours.
+        return and_(last <= at(value), last > at(value + 1))
+    if op == "!=":
+        return or_(last > at(value), last <= at(value + 1))
+    return COMPARE[FLIPPED[op]](last, at(value))
+
+
+def _orders_within(op: str, value, days, now: dt.datetime):
+    since = now - dt.timedelta(days=float(days))
+
+    def having(condition):
+        return (
+            select(Order.customer_id)
+            .where(Order.customer_id.is_not(None), Order.placed_at >= since, _counted())
+            .group_by(Order.customer_id)
+            .having(condition)
+        )
+
+    n = func.count(Order.id)
+    # Conditions true for a count of 0 must include customers with no orders at all, so they
+    # are written as the complement of a HAVING that only ever sees customers with orders.
+    if op == "between":
+        low, high = value
+        inside = Customer.id.in_(having(n.between(low, high)))
+        return or_(inside, not_(Customer.id.in_(having(n >= 1)))) if low <= 0 <= high else inside
+    comparison = COMPARE[op]
+    if comparison(0, value):
+        negated = {"=": "!=", "!=": "=", ">": "<=", ">=": "<", "<": ">=", "<=": ">"}[op]
+        return not_(Customer.id.in_(having(COMPARE[negated](n, value))))
+    return Customer.id.in_(having(comparison(n, value)))
+
+
+def _category_within(category: str, days: int, now: dt.datetime):
+    since = now - dt.timedelta(days=float(days))
+    category = category.strip().lower()
+    in_category = or_(
+        func.lower(OrderLine.category) == category,
+        OrderLine.product_id.in_(
+            select(Product.id).where(func.lower(Product.category) == category)
+        ),
+    )
+    return Customer.id.in_(
+        select(Order.customer_id)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .where(Order.customer_id.is_not(None), Order.placed_at >= since, _counted(), in_category)
+    )
+
+
+def _engaged_within(days: int, now: dt.datetime):
+    since = now - dt.timedelta(days=float(days))
+    return Customer.id.in_(
+        select(EmailEvent.customer_id).where(
+            EmailEvent.customer_id.is_not(None),
+            EmailEvent.type.in_(ENGAGEMENT_TYPES),
+            EmailEvent.at >= since,
+        )
+    )
+
+
+def _choice(expression, op: str, value):
+    if op == "in":
+        return expression.in_(value)
+    if op == "not_in":
+        return or_(expression.not_in(value), expression.is_(None))
+    if op == "=":
+        return expression == value
+    return or_(expression != value, expression.is_(None))
+
+
+def compile_condition(condition: dict, now: dt.datetime):
+    """One condition as a SQL boolean over Customer and CustomerMetrics."""
+    field, op, value = condition["field"], condition["op"], condition.get("value")
+    if field == "orders_count":
+        return _numeric(func.coalesce(CustomerMetrics.orders_count, 0), op, value)
+    if field == "orders_within_days":
+        return _orders_within(op, value, condition["days"], now)
+    if field == "days_since_last_order":
+        return _days_since(op, value, now)
+    if field == "total_spent":
+        return _numeric(func.coalesce(CustomerMetrics.total_spent, 0), op, value)
+    if field == "aov_vs_site_mean":
+        mean = _site_mean_aov()
+        if op == "between":
+            return and_(
+                CustomerMetrics.aov >= mean * value[0], CustomerMetrics.aov <= mean * value[1]
+            )
+        return and_(
+            CustomerMetrics.orders_count > 0, COMPARE[op](CustomerMetrics.aov, mean * value)
+        )
+    if field == "clv_percentile":
+        return _numeric(CustomerMetrics.clv_percentile, op, value)
+    if field == "tier":
+        return _choice(func.coalesce(CustomerMetrics.tier, "new"), op, value)
+    if field == "rfm_segment":
+        return _choice(CustomerMetrics.rfm_segment, op, value)
+    if field == "first_touch_source":
+        lowered = [v.strip().lower() for v in value] if isinstance(value, list) else value.lower()
+        return _choice(func.lower(Customer.first_touch_source), op, lowered)
+    if field == "accepts_marketing":
+        return Customer.accepts_marketing.is_(bool(value))
+    if field == "has_open_ticket":
+        open_ticket = Customer.id.in_(
+            select(Ticket.customer_id).where(Ticket.status.in_(OPEN_STATUSES))
+        )
+        return open_ticket if value else not_(open_ticket)
+    if field == "purchased_category_within_days":
+        clause = _category_within(value["category"], value["days"], now)
+        return clause if op == "is" else not_(clause)
+    if field == "engaged_within_days":
+        clause = _engaged_within(value, now)
+        return clause if op == "is" else not_(clause)
+    raise ValueError(f"unknown segment field {field!r}")  # validation makes this unreachable
+
+
+def compile_node(node: dict, now: dt.datetime):
+    """A group or condition as a SQL boolean."""
+    if "all" in node:
+        parts = [compile_node(child, now) for child in node["all"]]
+        return and_(true(), *parts)
+    if "any" in node:
+        parts = [compile_node(child, now) for child in node["any"]]
+        return or_(false(), *parts)
+    return compile_condition(node, now)
+
+
+def compile_definition(definition: dict, now: dt.datetime | None = None) -> Select:
+    """`SELECT customer.id` of the customers the definition matches at `now` (validated)."""
+    now = now or utcnow()
+    tree = validate_definition(definition)
+    return (
+        select(Customer.id.label("customer_id"))
+        .select_from(Customer)
+        .outerjoin(CustomerMetrics, CustomerMetrics.customer_id == Customer.id)
+        .where(compile_node(tree, now))
+    )
+
+
+def matches(definition: dict, customer_id: int, now: dt.datetime | None = None):
+    """The same select narrowed to one customer (for incremental updates)."""
+    return compile_definition(definition, now).where(Customer.id == literal(customer_id))

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import contains_eager, joinedload
 
+from helpdesk.auth.models import Agent
 from helpdesk.customer_context.models import Customer, CustomerMetrics
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
@@ -519,4 +520,11 @@ def tickets_by_ids(ids: list[int]) -> list[Ticket]:
             .options(joinedload(Ticket.customer), joinedload(Ticket.assignee))
             .order_by(Ticket.id)
         )
+    )
+
+
+def assignable_agents() -> list[Agent]:
+    """Active agents, leads and admins by name: the assignee filter, bulk assign, the field."""
+    return list(
+        db.session.scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name))
     )

@@ -1,0 +1,120 @@
+// Tickets console behaviour: queue row cursor (j/k/o/x), composer modes and Ctrl+Enter,
+// presence (viewing / replying) and swapping 422 validation responses. No inline scripts.
+(function () {
+  "use strict";
+
+  document.documentElement.classList.add("js");
+
+  function typing(target) {
+    var tag = (target.tagName || "").toLowerCase();
+    return tag === "input" || tag === "textarea" || tag === "select" || target.isContentEditable;
+  }
+
+  // Validation errors (422) come back as the form with field messages: swap them in
+  // instead of treating them as failures.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr.status === 422) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  // --- queue: a keyboard cursor over the rows ------------------------------------------------
+  var cursor = -1;
+
+  function rows() {
+    return Array.prototype.slice.call(document.querySelectorAll("#queue-table tr.queue-row"));
+  }
+
+  function moveCursor(step) {
+    var all = rows();
+    if (!all.length) return;
+    cursor = Math.max(0, Math.min(all.length - 1, cursor + step));
+    all.forEach(function (row, i) { row.classList.toggle("is-cursor", i === cursor); });
+    all[cursor].scrollIntoView({ block: "nearest" });
+  }
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.target && event.target.id === "queue-table") cursor = -1;
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    if (!document.getElementById("queue-table")) return;
+    var all = rows();
+    if (event.key === "j") { event.preventDefault(); moveCursor(1); }
+    else if (event.key === "k") { event.preventDefault(); moveCursor(-1); }
+    else if ((event.key === "o" || event.key === "Enter") && all[cursor]) {
+      event.preventDefault();
+      all[cursor].querySelector("a.queue-link").click();
+    } else if (event.key === "x" && all[cursor]) {
+      event.preventDefault();
+      var box = all[cursor].querySelector('input[name="ticket_ids"]');
+      if (box) box.checked = !box.checked;
+    }
+  });
+
+  // --- composer: reply / note modes, Ctrl+Enter sends --------------------------------------------
+  function setMode(mode) {
+    var composer = document.getElementById("composer");
+    if (!composer) return;
+    var radio = composer.querySelector('input[name="mode"][value="' + mode + '"]');
+    if (radio) radio.checked = true;
+    composer.classList.toggle("composer-note", mode === "note");
+    composer.classList.toggle("composer-reply", mode !== "note");
+    var hint = composer.querySelector(".composer-to");
+    if (hint) hint.textContent = mode === "note" ? "Only agents see notes" : hint.getAttribute("data-to") || hint.textContent;
+  }
+
+  document.addEventListener("click", function (event) {
+    var trigger = event.target.closest && event.target.closest("[data-composer-mode]");
+    if (!trigger) return;
+    event.preventDefault();
+    setMode(trigger.getAttribute("data-composer-mode"));
+    var body = document.getElementById("composer-body");
+    if (body) body.focus();
+  });
+
+  document.addEventListener("change", function (event) {
+    if (event.target.name === "mode" && event.target.closest("#composer")) setMode(event.target.value);
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.target.id !== "composer-body") return;
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      var send = document.querySelector("#composer [data-composer-send]");
+      if (send) send.click();
+    }
+  });
+
+  // --- presence: tell the others whether I am replying --------------------------------------------
+  function presence(replying) {
+    var field = document.getElementById("presence-replying");
+    var form = document.getElementById("presence-form");
+    if (!field || !form || !window.htmx) return;
+    var value = replying ? "1" : "0";
+    if (field.value === value) return;
+    field.value = value;
+    window.htmx.trigger(form, "presence-change");
+  }
+
+  document.addEventListener("focusin", function (event) {
+    if (event.target.id === "composer-body") presence(true);
+  });
+  document.addEventListener("focusout", function (event) {
+    if (event.target.id === "composer-body") presence(event.target.value.trim() !== "");
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    // A sent message clears the composer: no longer replying.
+    if (event.target && event.target.id === "thread") presence(false);
+  });
+
+  window.addEventListener("pagehide", function () {
+    var form = document.getElementById("presence-form");
+    if (!form || !navigator.sendBeacon) return;
+    var data = new FormData(form);
+    data.set("leaving", "1");
+    navigator.sendBeacon(form.getAttribute("action"), data);
+  });
+})();

@@ -69,7 +69,6 @@ class EmailEventFactory(ModelFactory):
     class Meta:
         model = EmailEvent
 
-    customer = None
     customer_id = None
     email = factory.Sequence(lambda n: f"engaged{n}@shop.test")
     type = "open"

@@ -133,7 +133,7 @@ def _customer_for(checkout: Checkout) -> Customer | None:
         from helpdesk.customer_context.services import find_or_create_customer
 
         customer = find_or_create_customer(email)
-    checkout.customer_id = customer.id
+    checkout.customer = customer
     return customer
 
 

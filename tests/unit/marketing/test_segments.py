@@ -1,0 +1,257 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from helpdesk.database import utcnow
+from helpdesk.extensions import db
+from helpdesk.marketing_bridge.models import Segment, SegmentMembership
+from helpdesk.marketing_bridge.segments import (
+    DefinitionError,
+    compile_definition,
+    ensure_default_segments,
+    refresh_customer,
+    refresh_segment,
+    validate_definition,
+)
+from tests.factories.customer_context import (
+    CustomerFactory,
+    CustomerMetricsFactory,
+    ProductFactory,
+)
+from tests.factories.marketing_bridge import EmailEventFactory, SegmentFactory, order_with
+from tests.factories.tickets import TicketFactory
+
+
+def ids(definition) -> set[int]:
+    return set(db.session.scalars(compile_definition(definition)))
+
+
+def cond(field, op=None, value=None, **extra) -> dict:
+    node = {"field": field, "value": value, **extra}
+    if op is not None:
+        node["op"] = op
+    return {"all": [node]}
+
+
+def metrics(**kw):
+    return CustomerMetricsFactory(**kw).customer
+
+
+def test_orders_count_and_total_spent():
+    one = metrics(orders_count=1, total_spent=Decimal("40"))
+    three = metrics(orders_count=3, total_spent=Decimal("400"))
+    nothing = CustomerFactory()  # no metrics row: 0 orders, 0 spent
+    assert ids(cond("orders_count", ">=", 2)) == {three.id}
+    assert ids(cond("orders_count", "=", 0)) == {nothing.id}
+    assert ids(cond("orders_count", "between", [1, 2])) == {one.id}
+    assert ids(cond("total_spent", ">", 100)) == {three.id}
+    assert ids(cond("total_spent", "<", 50)) == {one.id, nothing.id}
+
+
+def test_days_since_last_order_uses_the_last_order_time():
+    now = utcnow()
+    recent = metrics(last_order_at=now - dt.timedelta(days=10))
+    old = metrics(last_order_at=now - dt.timedelta(days=70))
+    never = CustomerFactory()
+    assert ids(cond("days_since_last_order", "<=", 30)) == {recent.id}
+    assert ids(cond("days_since_last_order", ">", 60)) == {old.id}
+    assert never.id not in ids(cond("days_since_last_order", ">", 0))
+    assert ids(cond("days_since_last_order", "between", [5, 15])) == {recent.id}
+
+
+def test_orders_within_days_counts_only_the_window_and_counted_orders():
+    busy, quiet, none = CustomerFactory(), CustomerFactory(), CustomerFactory()
+    now = utcnow()
+    order_with(busy, placed_at=now - dt.timedelta(days=10))
+    order_with(busy, placed_at=now - dt.timedelta(days=80))
+    order_with(busy, placed_at=now - dt.timedelta(days=5), cancelled_at=now)
+    order_with(quiet, placed_at=now - dt.timedelta(days=10))
+    order_with(quiet, placed_at=now - dt.timedelta(days=120))
+    two_in_90 = cond("orders_within_days", ">=", 2, days=90)
+    assert ids(two_in_90) == {busy.id}
+    assert ids(cond("orders_within_days", "<", 2, days=90)) >= {quiet.id, none.id}
+    assert busy.id not in ids(cond("orders_within_days", "<", 2, days=90))
+    assert none.id in ids(cond("orders_within_days", "=", 0, days=90))
+
+
+def test_aov_versus_the_site_mean():
+    low = metrics(orders_count=2, total_spent=Decimal("40"), aov=Decimal("20"))
+    high = metrics(orders_count=2, total_spent=Decimal("360"), aov=Decimal("180"))
+    # site mean = 400 / 4 orders = 100
+    assert ids(cond("aov_vs_site_mean", ">", 1.0)) == {high.id}
+    assert ids(cond("aov_vs_site_mean", "<", 0.5)) == {low.id}
+
+
+def test_clv_percentile_tier_segment_and_source():
+    vip = metrics(high_value=True)
+    plain = metrics(clv_percentile=30.0, rfm_segment="at_risk", tier="regular")
+    nothing = CustomerFactory(first_touch_source="Google")
+    plain.first_touch_source = "newsletter"
+    assert ids(cond("clv_percentile", ">=", 90)) == {vip.id}
+    assert ids(cond("tier", "in", ["vip"])) == {vip.id}
+    assert nothing.id in ids(cond("tier", "=", "new"))  # no metrics: tier new
+    assert ids(cond("rfm_segment", "=", "at_risk")) == {plain.id}
+    assert vip.id in ids(cond("rfm_segment", "not_in", ["at_risk"]))
+    assert ids(cond("first_touch_source", "in", ["google"])) == {nothing.id}
+
+
+def test_flags_category_and_engagement():
+    now = utcnow()
+    fan = CustomerFactory(accepts_marketing=True)
+    quiet = CustomerFactory(accepts_marketing=False)
+    TicketFactory(customer=quiet, status="pending")
+    TicketFactory(customer=fan, status="solved")
+    beans = ProductFactory(category="Coffee")
+    order_with(fan, beans, placed_at=now - dt.timedelta(days=20))
+    order_with(quiet, beans, placed_at=now - dt.timedelta(days=90))
+    EmailEventFactory(
+        customer_id=fan.id, email=fan.email, type="click", at=now - dt.timedelta(days=3)
+    )
+    EmailEventFactory(customer_id=quiet.id, email=quiet.email, type="bounce", at=now)
+    assert fan.id in ids(cond("accepts_marketing", "=", True))
+    assert quiet.id not in ids(cond("accepts_marketing", "=", True))
+    assert ids(cond("has_open_ticket", "=", True)) == {quiet.id}
+    category = {"category": "coffee", "days": 60}
+    assert ids(cond("purchased_category_within_days", "is", category)) == {fan.id}
+    assert quiet.id in ids(cond("purchased_category_within_days", "is_not", category))
+    assert ids(cond("engaged_within_days", "is", 7)) == {fan.id}
+
+
+def test_all_any_nesting():
+    a = metrics(orders_count=5, tier="vip")
+    b = metrics(orders_count=1, tier="regular")
+    c = metrics(orders_count=3, tier="new")
+    definition = {
+        "any": [
+            {"field": "tier", "op": "=", "value": "vip"},
+            {
+                "all": [
+                    {"field": "orders_count", "op": ">=", "value": 2},
+                    {"field": "tier", "op": "=", "value": "new"},
+                ]
+            },
+        ]
+    }
+    assert ids(definition) == {a.id, c.id}
+    assert b.id not in ids(definition)
+
+
+@pytest.mark.parametrize(
+    ("definition", "path", "fragment"),
+    [
+        ([], "definition", "Start with"),
+        ({"all": []}, "all", "non-empty list"),
+        ({"all": [{"field": "shoe_size", "op": "=", "value": 3}]}, "all[0].field", "Unknown field"),
+        ({"all": [{"field": "orders_count", "op": "in", "value": 3}]}, "all[0].op", "Use one of"),
+        ({"all": [{"field": "orders_count", "op": ">", "value": "x"}]}, "all[0].value", "number"),
+        (
+            {"all": [{"field": "orders_count", "op": "between", "value": [5, 1]}]},
+            "all[0].value",
+            "low bound",
+        ),
+        ({"all": [{"field": "tier", "op": "in", "value": ["gold"]}]}, "all[0].value[0]", "gold"),
+        (
+            {"any": [{"all": [{"field": "orders_within_days", "op": ">", "value": 1}]}]},
+            "any[0].all[0].days",
+            "whole number",
+        ),
+        (
+            {"all": [{"field": "purchased_category_within_days", "value": {"days": 30}}]},
+            "all[0].value.category",
+            "required",
+        ),
+        (
+            {"all": [{"field": "has_open_ticket", "op": "=", "value": "yes"}]},
+            "all[0].value",
+            "true",
+        ),
+        ({"all": [{"field": "clv_percentile", "op": ">", "value": 120}]}, "all[0].value", "100"),
+        ({"all": [1]}, "all[0]", "condition"),
+        (
+            {"all": [{"field": "tier", "op": "=", "value": "vip"}], "any": []},
+            "definition",
+            "exactly",
+        ),
+    ],
+)
+def test_validation_errors_name_the_field_path(definition, path, fragment):
+    with pytest.raises(DefinitionError) as err:
+        validate_definition(definition)
+    assert path in err.value.errors, err.value.errors
+    assert fragment in err.value.errors[path]
+
+
+def test_refresh_records_entered_and_exited():
+    segment = SegmentFactory(definition=cond("orders_count", ">=", 2))
+    stays = metrics(orders_count=3)
+    leaves = CustomerMetricsFactory(orders_count=2)
+    result = refresh_segment(segment)
+    assert result == {"entered": 2, "exited": 0, "members": 2}
+    joins = metrics(orders_count=4)
+    leaves.orders_count = 1
+    db.session.flush()
+    result = refresh_segment(segment)
+    assert result == {"entered": 1, "exited": 1, "members": 2}
+    rows = db.session.scalars(
+        select(SegmentMembership).where(SegmentMembership.segment_id == segment.id)
+    ).all()
+    by_customer = {r.customer_id: r for r in rows}
+    assert by_customer[leaves.customer_id].exited_at is not None
+    assert by_customer[stays.id].exited_at is None
+    assert by_customer[joins.id].exited_at is None
+    assert segment.member_count == 2
+    # a customer who comes back gets a second stay
+    leaves.orders_count = 2
+    db.session.flush()
+    refresh_segment(segment)
+    stays_of_leaver = [
+        r
+        for r in db.session.scalars(
+            select(SegmentMembership).where(
+                SegmentMembership.segment_id == segment.id,
+                SegmentMembership.customer_id == leaves.customer_id,
+            )
+        )
+    ]
+    assert len(stays_of_leaver) == 2
+
+
+def test_refresh_customer_updates_one_customer():
+    segment = SegmentFactory(definition=cond("orders_count", ">=", 2))
+    row = CustomerMetricsFactory(orders_count=1)
+    assert refresh_customer(row.customer_id) == {"entered": 0, "exited": 0}
+    row.orders_count = 2
+    db.session.flush()
+    assert refresh_customer(row.customer_id) == {"entered": 1, "exited": 0}
+    assert segment.member_count == 1
+
+
+def test_default_segments_cover_rfm_and_the_playbook():
+    order_with(CustomerFactory(), ProductFactory(category="Coffee"))
+    assert ensure_default_segments() > 0
+    assert ensure_default_segments() == 0
+    names = set(db.session.scalars(select(Segment.name)))
+    assert {"Champions", "At risk", "Lapsed", "Lost", "One-time buyers"} <= names
+    assert "Repeat buyers: 2+ orders in 90 days" in names
+    assert "Recent buyers: last order within 30 days" in names
+    assert "AOV above the site mean" in names
+    assert "Lapse risk: 2+ orders, none in 60 days" in names
+    assert "Category affinity: Coffee (60 days)" in names
+    for segment in db.session.scalars(select(Segment)):
+        validate_definition(segment.definition)
+        refresh_segment(segment)
+
+
+def test_lapse_risk_example():
+    now = utcnow()
+    lapsing = metrics(orders_count=3, last_order_at=now - dt.timedelta(days=75))
+    metrics(orders_count=3, last_order_at=now - dt.timedelta(days=20))
+    metrics(orders_count=1, last_order_at=now - dt.timedelta(days=90))
+    ensure_default_segments()
+    segment = db.session.scalar(select(Segment).where(Segment.name.like("Lapse risk%")))
+    assert refresh_segment(segment)["members"] == 1
+    assert ids(segment.definition) == {lapsing.id}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from flask import current_app, url_for
+from werkzeug.routing import BuildError
 
 from helpdesk.escalation import queries
 
@@ -21,15 +22,15 @@ if TYPE_CHECKING:
 def _ticket_url(ticket_id: int) -> str:
     try:
         return url_for("tickets.show", ticket_id=ticket_id, _external=True)
-    except Exception:  # noqa: BLE001 - no request/SERVER_NAME (a job): fall back to the path
+    except (BuildError, RuntimeError):  # a job with no SERVER_NAME configured: the path
         return f"/tickets/{ticket_id}"
 
 
 def _queue_url() -> str:
     try:
         return url_for("escalation.queue", _external=True)
-    except Exception:  # noqa: BLE001 - same as above
-        return "/escalations"
+    except (BuildError, RuntimeError):  # same as above
+        return "/escalations/"
 
 
 def _recipients(escalation: Escalation) -> list[Agent]:

@@ -96,7 +96,7 @@ def _ticket_or_404(ticket_id: int):
     return get_ticket(ticket_id) or abort(404)
 
 
-def _panel_response(ticket, errors=None, message=None, status=200):
+def _panel_response(ticket, errors=None, message=None):
     """The panel fragment for htmx; else back to the ticket page with a flash."""
     if _is_htmx():
         context = ticket_panel(ticket, errors=errors, message=message)
@@ -105,11 +105,7 @@ def _panel_response(ticket, errors=None, message=None, status=200):
         flash("; ".join(errors.values()), "error")
     elif message:
         flash(message, "success")
-    try:
-        target = url_for("tickets.show", ticket_id=ticket.id)
-    except Exception:  # noqa: BLE001 - the ticket page is registered by the tickets feature
-        target = url_for("escalation.queue")
-    return redirect(target, 303)
+    return redirect(url_for("tickets.show", ticket_id=ticket.id), 303)
 
 
 @bp.get("/tickets/<int:ticket_id>/panel")
@@ -130,10 +126,10 @@ def escalate_ticket(ticket_id: int):
         services.escalate_by_hand(ticket, current_user, data["note"])
     except ValidationError as exc:
         db.session.rollback()
-        return _panel_response(ticket, errors=flatten_errors(exc.messages), status=422)
+        return _panel_response(ticket, errors=flatten_errors(exc.messages))
     except services.EscalationError as exc:
         db.session.rollback()
-        return _panel_response(ticket, errors={exc.field or "form": str(exc)}, status=409)
+        return _panel_response(ticket, errors={exc.field or "form": str(exc)})
     db.session.commit()
     return _panel_response(ticket, message="Escalated to the leads.")
 
@@ -158,10 +154,10 @@ def propose_gesture(escalation_id: int):
         )
     except ValidationError as exc:
         db.session.rollback()
-        return _panel_response(ticket, errors=flatten_errors(exc.messages), status=422)
+        return _panel_response(ticket, errors=flatten_errors(exc.messages))
     except gestures.GestureError as exc:
         db.session.rollback()
-        return _panel_response(ticket, errors={exc.field or "form": str(exc)}, status=409)
+        return _panel_response(ticket, errors={exc.field or "form": str(exc)})
     db.session.commit()
     return _panel_response(ticket, message="Gesture proposed.")
 
@@ -183,15 +179,14 @@ def _gesture_action(gesture_id: int, action):
 
 
 def _gesture_response(ticket, errors=None, message=None, status=200):
-    if request.form.get("from") == "queue":
+    if request.form.get("from") == "queue" and current_user.has_role("lead"):
         if _is_htmx():
             return _approvals_fragment(errors=errors, message=message)
         if errors:
-            flash("; ".join(errors.values()), "error")
-        elif message:
-            flash(message, "success")
+            return _queue_page(approval_errors=errors, status_code=status)
+        flash(message, "success")
         return redirect(url_for("escalation.queue"), 303)
-    return _panel_response(ticket, errors=errors, message=message, status=status)
+    return _panel_response(ticket, errors=errors, message=message)
 
 
 @bp.post("/gestures/<int:gesture_id>/apply")
@@ -249,6 +244,10 @@ def _approvals_fragment(errors=None, message=None):
 @role_required("lead")
 def queue():
     """Escalations by value at risk and acknowledgement due time, and gestures to approve."""
+    return _queue_page()
+
+
+def _queue_page(item_errors=None, approval_errors=None, status_code=200):
     status = request.args.get("status", "unresolved")
     if status not in QUEUE_STATUSES:
         status = "unresolved"
@@ -268,9 +267,10 @@ def queue():
         leads=queries.active_leads(),
         pending=queries.pending_gestures(),
         approval_limit=gestures.approval_limit(),
-        errors={},
+        item_errors=item_errors or {},
+        errors=approval_errors or {},
         message=None,
-    )
+    ), status_code
 
 
 @bp.get("/<int:escalation_id>/customer")
@@ -286,6 +286,7 @@ def customer(escalation_id: int):
 
 
 def _queue_item_response(escalation, errors=None, message=None, status=200):
+    """The item fragment for htmx; a plain post with errors gets the page again (4xx)."""
     if _is_htmx():
         return render_template(
             "escalation/_queue_item.html",
@@ -295,9 +296,8 @@ def _queue_item_response(escalation, errors=None, message=None, status=200):
             message=message,
         )
     if errors:
-        flash("; ".join(errors.values()), "error")
-    elif message:
-        flash(message, "success")
+        return _queue_page(item_errors={escalation.id: errors}, status_code=status)
+    flash(message, "success")
     return redirect(url_for("escalation.queue") + f"#escalation-{escalation.id}", 303)
 
 

@@ -7,7 +7,8 @@ body-html, Message-Id, In-Reply-To, References, timestamp, token, signature).
    constant time; a timestamp more than 15 minutes away from now is refused (replay window).
    Refusals answer 401 (bad signature) or 406 (stale; Mailgun does not retry a 406) and write
    nothing.
-2. A token or Message-Id seen before is acknowledged (200) and ignored.
+2. A token or Message-Id seen before is acknowledged (200) and ignored, and so is mail from
+   the support address itself (a loop).
 3. The sender ("Name <email>") is found or created as a customer.
 4. Threading: a Message-Id in In-Reply-To/References that belongs to one of our messages,
    else a `[#123]` token in the subject when that ticket is the same customer's, else a new
@@ -319,6 +320,12 @@ def receive_email():
         db.session.commit()  # keep the token: this delivery is known now
         return jsonify({"status": "duplicate"}), 200
 
+    email, first, last = data["sender"]
+    if email == (current_app.config.get("SUPPORT_EMAIL") or "").strip().lower():
+        # Our own address (a bounce or a forwarding loop): never a customer message.
+        db.session.commit()  # keep the token so a retry is recognised
+        return jsonify({"status": "ignored", "reason": "sent from the support address"}), 200
+
     plain = trim_quoted_text(data["plain"]) if data["plain"].strip() else ""
     body_html = None
     if data["html"].strip():
@@ -328,7 +335,6 @@ def receive_email():
     if not plain:
         plain = "(This email had no readable text.)"
 
-    email, first, last = data["sender"]
     customer = find_or_create_customer(email, first_name=first, last_name=last)
     ticket = _thread_target(customer, data["subject"], data["references"])
     if ticket is None:

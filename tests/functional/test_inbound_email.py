@@ -272,3 +272,11 @@ def test_unconfigured_key_refuses(app, anon_client):
         app.config["MAILGUN_SIGNING_KEY"] = KEY
     assert response.status_code == 503
     assert _count(Ticket) == 0
+
+
+def test_mail_from_the_support_address_is_ignored(anon_client):
+    data = signed(email(sender="Example Store <SUPPORT@example-store.test>"))
+    response = anon_client.post(URL, data=data)
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ignored"
+    assert _count(Ticket) == 0 and _count(Customer) == 0

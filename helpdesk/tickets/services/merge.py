@@ -15,8 +15,9 @@ from sqlalchemy import func, select, update
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
 from helpdesk.tickets.models import Ticket, TicketEvent, TicketMessage, TicketTag
+from helpdesk.tickets.services.audit import record_event
 from helpdesk.tickets.services.errors import TicketError
-from helpdesk.tickets.services.lifecycle import change_status, record_event
+from helpdesk.tickets.services.lifecycle import change_status
 
 if TYPE_CHECKING:
     from helpdesk.auth.models import Agent

@@ -21,14 +21,9 @@ from helpdesk import events
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
 from helpdesk.tickets.models import Ticket, TicketMessage
+from helpdesk.tickets.services.audit import SENDER, actor_label_for_customer, record_event
 from helpdesk.tickets.services.errors import TicketError
-from helpdesk.tickets.services.lifecycle import (
-    SENDER,
-    actor_label_for_customer,
-    change_status,
-    open_ticket,
-    record_event,
-)
+from helpdesk.tickets.services.lifecycle import change_status, open_ticket
 
 if TYPE_CHECKING:
     from helpdesk.auth.models import Agent

@@ -12,7 +12,6 @@ and `support` (the generators), `generator` (the row stream and its fingerprint)
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,7 +49,8 @@ __all__ = [
 
 @dataclass
 class SeedReport:
-    counts: dict[str, int]
+    counts: dict[str, int]  # rows loaded per table
+    settings: StoreSettings  # the generator's inputs: regenerating with them gives the same rows
     defaults: list[derive.StepResult] = field(default_factory=list)
     derived: list[derive.StepResult] = field(default_factory=list)
     seconds: float = 0.0
@@ -63,16 +63,23 @@ def store_is_empty() -> bool:
     return db.session.scalar(select(Customer.id).limit(1)) is None
 
 
+# No password matches this (it is not a valid hash): seeded team members cannot log in until
+# an admin sets a password for them under Admin > Agents.
+UNUSABLE_HASH = "!seeded: no password set"
+
+
 def ensure_staff() -> tuple[StaffMember, ...]:
-    """The seeded support team (created once, with random passwords an admin can reset),
-    returned together with every other active agent and lead as ticket assignees."""
+    """The seeded support team (created once, without a usable password), returned together
+    with every other active agent and lead as the ticket assignees."""
     from helpdesk.auth.models import Agent, Role
-    from helpdesk.auth.services import create_agent
 
     for name, local, role in words.STAFF:
         email = f"{local}@{words.STAFF_DOMAIN}"
         if db.session.scalar(select(Agent.id).where(Agent.email == email)) is None:
-            create_agent(email, name, role, secrets.token_urlsafe(24))
+            db.session.add(
+                Agent(email=email, name=name, role=Role(role), password_hash=UNUSABLE_HASH)
+            )
+    db.session.flush()
     agents = db.session.scalars(
         select(Agent)
         .where(Agent.active.is_(True), Agent.role.in_([Role.AGENT, Role.LEAD]))
@@ -162,6 +169,7 @@ def seed_store(
     derived = derive.derive_all(now, settings.id_start, params.seed)
     return SeedReport(
         counts=dict(writer.written),
+        settings=settings,
         defaults=defaults,
         derived=derived,
         seconds=time.perf_counter() - started,

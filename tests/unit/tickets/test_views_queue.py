@@ -76,6 +76,8 @@ def test_htmx_filter_request_returns_the_table_partial_only(agent_client):
         'id="queue-views" class="queue-views card" aria-label="Ticket views" hx-swap-oob="true"'
         in html
     )
+    # The address bar gets the canonical query, without the form's empty fields.
+    assert response.headers["HX-Push-Url"] == "/tickets?view=open&priority=high&sort=newest"
 
 
 def test_htmx_view_switch_returns_filters_and_table(agent_client):

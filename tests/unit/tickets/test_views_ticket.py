@@ -314,6 +314,7 @@ def test_macro_preview_then_insert_into_composer(agent_client, agent, customer, 
     assert html.lstrip().startswith('<form id="composer"')
     assert "Thanks!\n\nHi Ada, a new lid ships today.</textarea>" in html
     assert f'name="macro_id" value="{macro.id}"' in html
+    assert '<div id="macro-preview" class="macro-preview" hx-swap-oob="true">' in html
 
     agent_client.hx(
         "post",

@@ -230,7 +230,7 @@ def _request_approval(gesture: RecoveryGesture, actor: Agent) -> RecoveryGesture
     from helpdesk.escalation.notifications import notify_gesture_approval
 
     gesture.status = "pending_approval"
-    gesture.applied_by_id = None
+    gesture.requested_by_id = actor.id
     db.session.flush()
     _event(gesture, "proposed", f"approval requested for {describe(gesture)}", actor)
     notify_gesture_approval(gesture, actor)

@@ -92,6 +92,8 @@ class RecoveryGesture(Base):
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
     applied_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
     rejected_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    # The agent whose apply went above the approval limit and asked a lead instead.
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
     # How the value was sized: {"of": "clv", "base": "2140.00", "percent": 5, "min": 5, ...}
     basis: Mapped[dict] = mapped_column(JSON, default=dict)
     note: Mapped[str | None] = mapped_column(Text)
@@ -105,6 +107,7 @@ class RecoveryGesture(Base):
     approved_by: Mapped[Agent | None] = relationship(foreign_keys=[approved_by_id])
     applied_by: Mapped[Agent | None] = relationship(foreign_keys=[applied_by_id])
     rejected_by: Mapped[Agent | None] = relationship(foreign_keys=[rejected_by_id])
+    requested_by: Mapped[Agent | None] = relationship(foreign_keys=[requested_by_id])
 
 
 Index("ix_escalation_status_created", Escalation.status, Escalation.created_at)

@@ -124,6 +124,7 @@ def ticket_gestures(ticket_id: int) -> list[RecoveryGesture]:
                 selectinload(RecoveryGesture.approved_by),
                 selectinload(RecoveryGesture.applied_by),
                 selectinload(RecoveryGesture.rejected_by),
+                selectinload(RecoveryGesture.requested_by),
             )
             .order_by(RecoveryGesture.id.desc())
         )
@@ -136,7 +137,10 @@ def pending_gestures(limit: int = 50) -> list[RecoveryGesture]:
         db.session.scalars(
             select(RecoveryGesture)
             .where(RecoveryGesture.status == "pending_approval")
-            .options(selectinload(RecoveryGesture.proposed_by))
+            .options(
+                selectinload(RecoveryGesture.proposed_by),
+                selectinload(RecoveryGesture.requested_by),
+            )
             .order_by(RecoveryGesture.created_at, RecoveryGesture.id)
             .limit(limit)
         )

@@ -96,6 +96,7 @@ def test_an_agent_cannot_apply_above_the_limit(proposed, agent, lead, vip):
     before = points_balance(vip.id)
     gestures.apply(proposed, agent)
     assert proposed.status == "pending_approval"
+    assert proposed.requested_by_id == agent.id
     assert points_balance(vip.id) == before
     # Clicking again, or approving, is refused for an agent.
     with pytest.raises(gestures.GestureError):

@@ -15,6 +15,7 @@ body-html, Message-Id, In-Reply-To, References, timestamp, token, signature).
    ticket. Replies reopen a solved ticket; a reply to a closed ticket opens a linked follow-up.
 5. The HTML body is cut at the quoted history and sanitised with nh3; the plain-text body
    (body-plain, else text extracted from the HTML) is cut at the quoted history too.
+   Attachments are not stored: their names are listed at the end of the text.
 Everything is committed once, at the end.
 """
 
@@ -258,6 +259,18 @@ def _validate(form) -> tuple[dict, dict[str, list[str]]]:
     return data, errors
 
 
+def attachment_names(req) -> list[str]:
+    """File names of the email's attachments (Mailgun: attachment-1..N), at most 20."""
+    names = [f.filename or "unnamed" for key, f in req.files.items(multi=True)]
+    if not names:
+        try:
+            count = int(req.form.get("attachment-count") or 0)
+        except ValueError:
+            count = 0
+        names = [f"attachment-{i}" for i in range(1, min(count, 20) + 1)]
+    return [" ".join(name.split())[:100] for name in names[:20]]
+
+
 def _signature_error():
     key = current_app.config.get("MAILGUN_SIGNING_KEY") or ""
     if not key:
@@ -334,6 +347,10 @@ def receive_email():
             plain = trim_quoted_text(html_to_text(data["html"]))
     if not plain:
         plain = "(This email had no readable text.)"
+    skipped = attachment_names(request)
+    if skipped:
+        # Attachments are not stored; the agent must know they exist to ask for them.
+        plain += f"\n\n[{len(skipped)} attachment(s) not imported: {', '.join(skipped)}]"
 
     customer = find_or_create_customer(email, first_name=first, last_name=last)
     ticket = _thread_target(customer, data["subject"], data["references"])

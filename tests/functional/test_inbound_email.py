@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import time
 
 import pytest
@@ -280,3 +281,45 @@ def test_mail_from_the_support_address_is_ignored(anon_client):
     assert response.status_code == 200
     assert response.get_json()["status"] == "ignored"
     assert _count(Ticket) == 0 and _count(Customer) == 0
+
+
+def test_threads_by_references_alone_and_takes_the_name_from_the_from_header(anon_client):
+    first = anon_client.post(
+        URL,
+        data=signed(
+            email(sender="grace@example.com", **{"from": "Grace Hopper <grace@example.com>"})
+        ),
+    ).get_json()
+    ticket = db.session.get(Ticket, first["ticket_id"])
+    customer = db.session.get(Customer, ticket.customer_id)
+    assert (customer.first_name, customer.last_name) == ("Grace", "Hopper")
+    follow = email(
+        subject="another subject entirely",
+        **{
+            "Message-Id": "<r2@mail.example.com>",
+            "References": "<unknown@elsewhere> <abc123@mail.example.com>",
+            "body-plain": "Following up",
+        },
+    )
+    body = anon_client.post(URL, data=signed(follow)).get_json()
+    assert (body["status"], body["ticket_id"]) == ("threaded", ticket.id)
+
+
+def test_attachments_are_listed_in_the_text(anon_client):
+    data = signed(email(**{"attachment-count": "2"}))
+    ticket = db.session.get(Ticket, anon_client.post(URL, data=data).get_json()["ticket_id"])
+    assert ticket.messages[0].body_text.endswith(
+        "[2 attachment(s) not imported: attachment-1, attachment-2]"
+    )
+    uploaded = signed(
+        email(
+            **{
+                "Message-Id": "<files@mail.example.com>",
+                "attachment-count": "1",
+                "attachment-1": (io.BytesIO(b"\x89PNG"), "crack photo.png"),
+            }
+        )
+    )
+    body = anon_client.post(URL, data=uploaded, content_type="multipart/form-data").get_json()
+    message = db.session.get(Ticket, body["ticket_id"]).messages[0]
+    assert message.body_text.endswith("[1 attachment(s) not imported: crack photo.png]")

@@ -30,34 +30,38 @@ def _macro_fields(form) -> dict:
     }
 
 
-@bp.route("/tickets/macros", methods=["GET", "POST"])
-@role_required("agent")
-def macros():
-    """Every macro; leads and admins create them here, agents read them."""
-    me = current_agent()
-    can_edit = me.has_role("lead")
-    errors: dict[str, str] = {}
-    if request.method == "POST":
-        if not can_edit:
-            abort(403)
-        try:
-            macro = macro_service.create_macro(**_macro_fields(request.form), actor=me)
-        except TicketError as exc:
-            db.session.rollback()
-            errors[exc.field or "_form"] = exc.message
-        else:
-            db.session.commit()
-            flash(f"Macro “{macro.name}” created.", "success")
-            return redirect(url_for("tickets.macros"))
+def _render_list(errors: dict[str, str] | None = None):
+    errors = errors or {}
     return render_template(
         "tickets/macros.html",
         macros=queries.list_macros(),
         macro=None,
-        can_edit=can_edit,
+        can_edit=current_agent().has_role("lead"),
         errors=errors,
         form=request.form,
         variables=macro_service.VARIABLES,
     ), 422 if errors else 200
+
+
+@bp.get("/tickets/macros")
+@role_required("agent")
+def macros():
+    """Every macro with its text; leads and admins also get the form to write one."""
+    return _render_list()
+
+
+@bp.post("/tickets/macros")
+@role_required("lead")
+def create_macro():
+    """Create a macro (leads and admins)."""
+    try:
+        macro = macro_service.create_macro(**_macro_fields(request.form), actor=current_agent())
+    except TicketError as exc:
+        db.session.rollback()
+        return _render_list({exc.field or "_form": exc.message})
+    db.session.commit()
+    flash(f"Macro “{macro.name}” created.", "success")
+    return redirect(url_for("tickets.macros"))
 
 
 def _load_macro(macro_id: int):
@@ -67,34 +71,38 @@ def _load_macro(macro_id: int):
     return macro
 
 
-@bp.route("/tickets/macros/<int:macro_id>", methods=["GET", "POST"])
-@role_required("agent")
-def macro_edit(macro_id: int):
-    """One macro: its text for agents, the edit form for leads and admins."""
-    macro = _load_macro(macro_id)
-    can_edit = current_agent().has_role("lead")
-    errors: dict[str, str] = {}
-    if request.method == "POST":
-        if not can_edit:
-            abort(403)
-        try:
-            macro_service.update_macro(macro, **_macro_fields(request.form))
-        except TicketError as exc:
-            db.session.rollback()
-            errors[exc.field or "_form"] = exc.message
-            macro = _load_macro(macro_id)
-        else:
-            db.session.commit()
-            flash(f"Macro “{macro.name}” saved.", "success")
-            return redirect(url_for("tickets.macros"))
+def _render_macro(macro, errors: dict[str, str] | None = None):
+    errors = errors or {}
     return render_template(
         "tickets/macro_edit.html",
         macro=macro,
-        can_edit=can_edit,
+        can_edit=current_agent().has_role("lead"),
         errors=errors,
         form=request.form,
         variables=macro_service.VARIABLES,
     ), 422 if errors else 200
+
+
+@bp.get("/tickets/macros/<int:macro_id>")
+@role_required("agent")
+def macro_edit(macro_id: int):
+    """One macro: its text for agents, the edit form for leads and admins."""
+    return _render_macro(_load_macro(macro_id))
+
+
+@bp.post("/tickets/macros/<int:macro_id>")
+@role_required("lead")
+def update_macro(macro_id: int):
+    """Save a macro (leads and admins)."""
+    macro = _load_macro(macro_id)
+    try:
+        macro_service.update_macro(macro, **_macro_fields(request.form))
+    except TicketError as exc:
+        db.session.rollback()
+        return _render_macro(_load_macro(macro_id), {exc.field or "_form": exc.message})
+    db.session.commit()
+    flash(f"Macro “{macro.name}” saved.", "success")
+    return redirect(url_for("tickets.macros"))
 
 
 @bp.post("/tickets/macros/<int:macro_id>/delete")

@@ -49,15 +49,13 @@ def unresolved_escalation(ticket_id: int) -> Escalation | None:
     )
 
 
-def fired_rule_ids(ticket_id: int) -> set[int]:
-    """Rules that already fired on the ticket (the guard: never twice)."""
-    return set(
-        db.session.scalars(
-            select(Escalation.rule_id).where(
-                Escalation.ticket_id == ticket_id, Escalation.rule_id.is_not(None)
-            )
-        )
-    )
+def guard_state(ticket_id: int) -> tuple[bool, set[int]]:
+    """(has an unresolved escalation, ids of rules that fired) for a ticket, in one query."""
+    rows = db.session.execute(
+        select(Escalation.rule_id, Escalation.status).where(Escalation.ticket_id == ticket_id)
+    ).all()
+    unresolved = any(status != "resolved" for _, status in rows)
+    return unresolved, {rule_id for rule_id, _ in rows if rule_id is not None}
 
 
 def lead_queue(status: str = "unresolved", page: int = 1) -> tuple[list[Escalation], bool]:

@@ -205,10 +205,10 @@ def dry_run(conditions: dict, rule_id: int | None = None) -> DryRun:
 
 
 def _blocked(ticket_id: int, rule_id: int | None) -> str | None:
-    current = queries.unresolved_escalation(ticket_id)
-    if current is not None:
+    unresolved, fired = queries.guard_state(ticket_id)
+    if unresolved:
         return "already escalated (no stacking while that is unresolved)"
-    if rule_id is not None and rule_id in queries.fired_rule_ids(ticket_id):
+    if rule_id is not None and rule_id in fired:
         return "this rule already fired on this ticket"
     return None
 

@@ -172,9 +172,11 @@ def evaluate_ticket(
     if ticket.id in _evaluating.get():
         return None
     rules = queries.rules_in_order(active_only=True)
-    if not rules or queries.unresolved_escalation(ticket.id) is not None:
+    if not rules:
         return None
-    fired = queries.fired_rule_ids(ticket.id)
+    unresolved, fired = queries.guard_state(ticket.id)
+    if unresolved:
+        return None
     facts = TicketFacts(ticket, now=now, cache=cache)
     for rule in rules:
         if rule.id in fired:

@@ -64,9 +64,18 @@ def evaluate_time_rules(now=None) -> int:
 
 
 def sla_watch() -> dict:
-    """The job: re-alert overdue escalations, then apply time-based rules."""
+    """The job: re-alert overdue escalations, then apply time-based rules.
+
+    It also makes sure the built-in rule exists, so a fresh install escalates out of the box
+    even when nobody ran the seed command.
+    """
     now = utcnow()
-    return {"renotified": renotify_overdue(now), "escalated": evaluate_time_rules(now)}
+    seeded = services.ensure_default_rules()
+    return {
+        "seeded_rules": seeded,
+        "renotified": renotify_overdue(now),
+        "escalated": evaluate_time_rules(now),
+    }
 
 
 JOBS = (

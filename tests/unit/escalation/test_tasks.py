@@ -87,3 +87,15 @@ def test_time_based_rules_skip_answered_and_solved_tickets(first_timer, open_com
         ticket.first_response_due_at = utcnow() - dt.timedelta(minutes=1)
     db.session.flush()
     assert sla_watch()["escalated"] == 0
+
+
+def test_the_job_restores_a_missing_builtin_rule():
+    from helpdesk.escalation.models import EscalationRule
+    from helpdesk.escalation.queries import rule_by_name
+
+    db.session.delete(rule_by_name("High-value complaint"))
+    db.session.flush()
+    assert sla_watch()["seeded_rules"] == 1
+    assert rule_by_name("High-value complaint").builtin is True
+    assert sla_watch()["seeded_rules"] == 0
+    assert db.session.query(EscalationRule).count() == 1

@@ -388,47 +388,51 @@ MACROS = (
         "Hi {{customer.first_name}},\n\nThanks for getting in touch. Your order {{order.name}} "
         "is on its way. You can follow it here: {{order.tracking_url}}\n\nIf it hasn't "
         "arrived in two working days, reply to this email and I'll chase the courier for you."
-        "\n\nBest wishes",
+        "\n\nBest wishes,\n{{agent.first_name}}",
     ),
     (
         "Refund confirmed",
         "refund",
         "Hi {{customer.first_name}},\n\nI've processed the refund for {{order.name}}. It "
-        "usually shows on your statement within 3-5 working days.\n\nBest wishes",
+        "usually shows on your statement within 3-5 working days."
+        "\n\nBest wishes,\n{{agent.first_name}}",
     ),
     (
         "Return instructions",
         "return",
         "Hi {{customer.first_name}},\n\nNo problem at all. I've sent a prepaid return label to "
         "this address. Pop the item in its original packaging, and once it's back with us "
-        "we'll refund or replace it, whichever you prefer.\n\nBest wishes",
+        "we'll refund or replace it, whichever you prefer."
+        "\n\nBest wishes,\n{{agent.first_name}}",
     ),
     (
         "Damaged item: replacement on its way",
         "complaint",
         "Hi {{customer.first_name}},\n\nI'm so sorry {{order.name}} arrived damaged. I've sent "
         "a replacement on next-day delivery, and there's no need to return the damaged one."
-        "\n\nBest wishes",
+        "\n\nBest wishes,\n{{agent.first_name}}",
     ),
     (
         "Loyalty points balance",
         "question",
         "Hi {{customer.first_name}},\n\nYou currently have {{loyalty.points}} loyalty points. "
         "Every 100 points is worth £1 off, and you can apply them at checkout when you're "
-        "logged in.\n\nBest wishes",
+        "logged in."
+        "\n\nBest wishes,\n{{agent.first_name}}",
     ),
     (
         "Apology for the delay",
         "complaint",
         "Hi {{customer.first_name}},\n\nI'm sorry we've let you down on {{order.name}}. That's "
         "not the standard we hold ourselves to. I've looked into it and here is what happened, "
-        "and what I've done to put it right:\n\n\n\nBest wishes",
+        "and what I've done to put it right:\n\n"
+        "\n\nBest wishes,\n{{agent.first_name}}",
     ),
     (
         "Closing: no reply",
         None,
         "Hi {{customer.first_name}},\n\nI haven't heard back, so I'll close this conversation "
         "for now. Just reply to this email if you still need help and it will reopen."
-        "\n\nBest wishes",
+        "\n\nBest wishes,\n{{agent.first_name}}",
     ),
 )

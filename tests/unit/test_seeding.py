@@ -252,3 +252,16 @@ def test_seed_command_seeds_and_then_refuses_a_second_time(app):
     assert again.exit_code == 1
     assert "already has customers" in again.output
     assert db.session.scalar(select(func.count()).select_from(Customer)) == 30
+
+
+def test_stock_macros_use_only_known_variables():
+    from helpdesk.seeding import ensure_macros
+    from helpdesk.seeding.vocabulary import MACROS
+    from helpdesk.tickets.macros import validate_macro_body
+    from helpdesk.tickets.models import Macro
+
+    for name, _category, body in MACROS:
+        assert validate_macro_body(body), name
+    assert ensure_macros() == len(MACROS)
+    assert ensure_macros() == 0  # idempotent
+    assert db.session.scalar(select(func.count()).select_from(Macro)) == len(MACROS)

@@ -16,4 +16,7 @@ def init_app(app: Flask) -> None:
     flows.connect()  # post-purchase, cart recovery, winback, tier welcome handlers
     events.order_placed.connect(membership.on_order_placed, weak=False)
     events.customer_metrics_changed.connect(membership.on_metrics_changed, weak=False)
-    # VIEWS-PENDING
+    from helpdesk.marketing_bridge import views
+
+    views.init_app(app)  # /marketing: overview, segments, flows, campaigns, outbox, templates
+    register_nav(app, NavItem("Marketing", "marketing.overview", role="agent", order=40))

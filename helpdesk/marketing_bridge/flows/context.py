@@ -145,3 +145,64 @@ def points_balance(customer_id: int) -> int | None:
 def in_stock():
     """SQL condition: a product that can be sold (inventory unknown counts as available)."""
     return (Product.inventory.is_(None)) | (Product.inventory > 0)
+
+
+def preview_context(customer: Customer, agent=None) -> dict:
+    """Every template variable filled from a real customer's data, for template previews.
+
+    Uses their latest order, latest checkout and tier; recommendations are computed as the
+    flows would; missing data leaves the variable empty (its fallback shows).
+    """
+    from sqlalchemy.orm import selectinload
+
+    from helpdesk.customer_context.models import Checkout, OrderLine
+    from helpdesk.marketing_bridge.flows import recommendations
+
+    order = db.session.scalar(
+        select(Order)
+        .where(Order.customer_id == customer.id)
+        .order_by(Order.placed_at.desc())
+        .options(selectinload(Order.lines).selectinload(OrderLine.product))
+        .limit(1)
+    )
+    checkout = db.session.scalar(
+        select(Checkout)
+        .where(Checkout.customer_id == customer.id)
+        .order_by(Checkout.updated_at.desc())
+        .limit(1)
+    )
+    products = [line.product for line in order.lines if line.product] if order else []
+    picks = recommendations.related_products(customer.id, products, 3) if products else []
+    if not picks:
+        picks = recommendations.new_arrivals(customer.id, None, 3)
+    main = products[0] if products else None
+    tier = customer_tier(customer)
+    sender = vip_sender_name(customer.id) if tier == "vip" else None
+    if sender is None:
+        manager = account_manager(customer.id)
+        sender = manager.name if manager else None
+    store = current_app.config.get("STORE_NAME") or ""
+    context = {
+        "store": {"name": store, "support_email": current_app.config.get("SUPPORT_EMAIL")},
+        "customer": {
+            "first_name": customer.first_name or "",
+            "last_name": customer.last_name or "",
+            "name": customer.name,
+            "email": customer.email,
+        },
+        "sender": {"name": sender},
+        "order": order_context(order) if order else None,
+        "products": products_context(picks),
+        "product": {"title": main.title} if main else None,
+        "refill": {"days": main.consumption_days} if main and main.consumption_days else None,
+        "cart": cart_context(checkout) if checkout else None,
+        "review": social_proof(None, exclude_customer_id=customer.id),
+        "tier": {"name": {"vip": "VIP", "regular": "Regular"}.get(tier or "", "New")},
+        "loyalty": {"points": points_balance(customer.id)},
+        "campaign": {"body": "(the campaign's message appears here)"},
+        "agent": {"name": agent.name if agent is not None else "Support"},
+        "reply": {"body": "(the agent's reply appears here)"},
+        "ticket": {"id": "123", "subject": "(ticket subject)", "url": "(link to the ticket)"},
+        "escalation": {"reason": "(why the ticket escalated)"},
+    }
+    return {k: v for k, v in context.items() if v is not None}

@@ -349,3 +349,15 @@ def reached_any(enrollment_ids) -> set[int]:
             .distinct()
         )
     )
+
+
+def update_flow(flow: Flow, values: dict) -> Flow:
+    """Save a lead's edit of a flow: active, holdout share and its own settings."""
+    flow.active = bool(values.pop("active"))
+    flow.holdout_percent = float(values.pop("holdout_percent"))
+    settings = dict(flow.settings or {})
+    known = FLOW_DEFAULTS.get(flow.key, {}).get("settings", {})
+    settings.update({k: v for k, v in values.items() if k in known})
+    flow.settings = settings
+    db.session.flush()
+    return flow

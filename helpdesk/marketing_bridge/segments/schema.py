@@ -200,7 +200,10 @@ def _node(node, path: str, depth: int, errors: dict, counter: list) -> dict | No
         return _group(node, path, depth, errors, counter)
     counter[0] += 1
     try:
-        return ConditionSchema().load(node)
+        loaded = ConditionSchema().load(node)
+        if loaded.get("days") is None:
+            loaded.pop("days", None)
+        return loaded
     except ValidationError as exc:
         found: dict[str, str] = {}
         _flatten(exc.messages, "", found)
@@ -243,16 +246,41 @@ def validate_definition(definition) -> dict:
     return loaded
 
 
-class SegmentFormSchema(Schema):
-    """The segment edit form (the definition is validated separately, by path)."""
+OP_WORDS = {
+    "=": "is",
+    "!=": "is not",
+    ">": "is over",
+    ">=": "is at least",
+    "<": "is under",
+    "<=": "is at most",
+    "in": "is one of",
+    "not_in": "is none of",
+}
 
-    name = fields.String(
-        required=True,
-        validate=validate.Length(min=1, max=120, error="Between 1 and 120 characters."),
-    )
-    description = fields.String(load_default="", validate=validate.Length(max=2000))
-    frequency_cap = fields.Integer(
-        load_default=None,
-        allow_none=True,
-        validate=validate.Range(min=0, max=100, error="Between 0 and 100 per window."),
-    )
+
+def describe(node) -> str:
+    """A definition in words, for the segment pages."""
+    if not isinstance(node, dict):
+        return "?"
+    for key, joiner in (("all", " and "), ("any", " or ")):
+        if key in node:
+            parts = [describe(child) for child in node[key]]
+            text = joiner.join(parts)
+            return f"({text})" if len(parts) > 1 else text
+    field, op, value = node.get("field"), node.get("op"), node.get("value")
+    label = FIELDS.get(field, (None, str(field)))[1]
+    if field == "orders_within_days":
+        label = f"Orders in the last {node.get('days')} days"
+    if field == "purchased_category_within_days" and isinstance(value, dict):
+        verb = "Bought" if op != "is_not" else "Did not buy"
+        return f"{verb} from {value.get('category')} in the last {value.get('days')} days"
+    if field == "engaged_within_days":
+        verb = "Opened or clicked" if op != "is_not" else "Did not open or click"
+        return f"{verb} an email in the last {value} days"
+    if op == "between" and isinstance(value, list) and len(value) == 2:
+        return f"{label} is between {value[0]} and {value[1]}"
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    if isinstance(value, bool):
+        value = "yes" if value else "no"
+    return f"{label} {OP_WORDS.get(op, op)} {value}"

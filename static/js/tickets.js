@@ -110,8 +110,13 @@
     if (event.target.id === "composer-body") presence(event.target.value.trim() !== "");
   });
   document.addEventListener("htmx:afterSwap", function (event) {
-    // A sent message clears the composer: no longer replying.
-    if (event.target && event.target.id === "thread") presence(false);
+    // A sent message clears the composer: no longer replying, and the keyboard goes back
+    // to the shortcuts (htmx would otherwise keep the focus in the new, empty composer).
+    if (event.target && event.target.id === "thread") {
+      var body = document.getElementById("composer-body");
+      if (body && document.activeElement === body) body.blur();
+      presence(false);
+    }
   });
 
   window.addEventListener("pagehide", function () {

@@ -353,28 +353,33 @@ class _History:
         }
 
     def _loyalty(self, customer, order_id, name, placed, total, refund, balance) -> int:
-        """Earn on every counted order, redeem now and then, reverse refunded points."""
+        """The ledger as `customer_context.loyalty` keeps it: earn floor(total x rate) on each
+        counted order (ref `order:<id>`), reverse a refund down to what the net amount earns
+        (ref `order:<id>:refund:<id>`), and now and then a redemption."""
         ref = f"order:{order_id}"
         if balance >= REDEEM_POINTS and self.draft.rng.random() < 0.2:
             self._points(customer.id, -REDEEM_POINTS, "redeem", ref, placed, REDEEM_NOTE)
             balance -= REDEEM_POINTS
-        earned = int(total * self.points_rate)
+        earned = self._points_for(total)
         if earned:
             self._points(customer.id, earned, "earn", ref, placed, None)
             balance += earned
-        if refund is not None:
-            reversed_points = min(earned, int(refund["amount"] * self.points_rate))
-            if reversed_points:
+        if refund is not None and earned:
+            delta = min(earned, self._points_for(total - refund["amount"])) - earned
+            if delta < 0:
                 self._points(
                     customer.id,
-                    -reversed_points,
+                    delta,
                     "reversal",
-                    f"refund:{refund['id']}",
+                    f"{ref}:refund:{refund['id']}",
                     refund["created_at"],
-                    f"Refund on {name}",
+                    f"Refund of {refund['amount']} on order {name}",
                 )
-                balance -= reversed_points
+                balance += delta
         return balance
+
+    def _points_for(self, amount: Decimal) -> int:
+        return max(0, math.floor(amount * self.points_rate))
 
     def _points(self, customer_id, points, reason, ref, at, note) -> None:
         self.draft.add(

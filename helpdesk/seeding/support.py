@@ -93,9 +93,7 @@ def _specs(draft: Draft) -> list[_Spec]:
         customer = by_id[review.customer_id]
         created = draft.capped(review.received_at + rng.uniform(0.2, 20) * HOUR)
         status = draft.pick({"new": 4, "open": 4, "pending": 1, "solved": 3})
-        specs.append(
-            _Spec(customer, "complaint", status, "normal", "email", created, review=review)
-        )
+        specs.append(_Spec(customer, "complaint", status, "normal", "web", created, review=review))
     while len(specs) < total:
         specs.append(_spec(draft, buyers, top, None, None, None, None))
     return specs
@@ -140,8 +138,10 @@ def _write_ticket(draft: Draft, spec: _Spec, agents, leads) -> None:
         "orders_count": max(customer.orders_count, 1),
         "tracking": (order.tracking_url if order else None) or "(tracking to follow)",
     }
-    if spec.review is not None:
-        subject = f"Follow-up on your {spec.review.rating}-star review"
+    if spec.review is not None:  # as tickets' own review follow-up handler words it
+        subject = f"Review: {spec.review.rating}\u2605"
+        if order is not None:
+            subject += f" for order {order.name}"
         opener = spec.review.body
     else:
         subject_t, body_t = rng.choice(words.TICKET_OPENERS[spec.category])
@@ -227,7 +227,7 @@ def _write_ticket(draft: Draft, spec: _Spec, agents, leads) -> None:
             "priority": spec.priority,
             "priority_rank": PRIORITY_RANK[spec.priority],
             "category": spec.category,
-            "category_source": "api" if spec.channel == "api" else "classifier",
+            "category_source": _category_source(spec),
             "channel": spec.channel,
             "assignee_id": assignee.id if assignee else None,
             "team": team,
@@ -264,6 +264,12 @@ def _write_ticket(draft: Draft, spec: _Spec, agents, leads) -> None:
                 "created_at": at,
             },
         )
+
+
+def _category_source(spec: _Spec) -> str:
+    if spec.review is not None:
+        return "system"
+    return "api" if spec.channel == "api" else "classifier"
 
 
 def _sign(agent) -> str:

@@ -81,7 +81,11 @@ def test_agent_journey(app, make_agent):
     preview = hx("get", f"/tickets/{ticket.id}/macro-preview?macro_id={macro.id}")
     expected = "Hi Ada, #1042 is on its way: https://track.example/1042"
     assert expected in preview.get_data(as_text=True)
-    composer = hx("get", f"/tickets/{ticket.id}/composer?macro_id={macro.id}&mode=reply&body=")
+    composer = hx(
+        "post",
+        f"/tickets/{ticket.id}/composer",
+        {"macro_id": str(macro.id), "mode": "reply", "body": ""},
+    )
     body = re.search(r"<textarea[^>]*>(.*?)</textarea>", composer.get_data(as_text=True), re.S)
     assert body.group(1) == expected
     reply = hx(

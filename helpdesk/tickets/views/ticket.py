@@ -186,15 +186,19 @@ def post_message(ticket_id: int):
     )
 
 
-@bp.get("/tickets/<int:ticket_id>/composer")
+@bp.route("/tickets/<int:ticket_id>/composer", methods=["GET", "POST"])
 @role_required("agent")
 def composer(ticket_id: int):
-    """The composer with a macro inserted after what was already typed (htmx)."""
+    """The composer with a macro inserted after what was already typed.
+
+    htmx POSTs the draft (a draft can be longer than a URL may be); nothing is stored.
+    """
     ticket = _load_ticket(ticket_id)
-    mode = request.args.get("mode", "reply")
+    values = request.form if request.method == "POST" else request.args
+    mode = values.get("mode", "reply")
     mode = mode if mode in COMPOSER_MODES else "reply"
-    body = request.args.get("body", "")
-    macro = _active_macro(request.args.get("macro_id"))
+    body = values.get("body", "")
+    macro = _active_macro(values.get("macro_id"))
     macro_id = ""
     if macro is not None:
         rendered = _preview(macro, ticket).text

@@ -307,12 +307,15 @@ def test_macro_preview_then_insert_into_composer(agent_client, agent, customer, 
     assert preview.status_code == 200
     assert "Hi Ada, a new lid ships today." in html and "Insert into composer" in html
 
+    draft = "Thanks! " + "x" * 9000  # longer than a URL may be
     inserted = agent_client.hx(
-        "get", f"/tickets/{ticket.id}/composer?macro_id={macro.id}&body=Thanks!&mode=reply"
+        "post",
+        f"/tickets/{ticket.id}/composer",
+        {"macro_id": str(macro.id), "body": draft, "mode": "reply"},
     )
     html = inserted.get_data(as_text=True)
     assert html.lstrip().startswith('<form id="composer"')
-    assert "Thanks!\n\nHi Ada, a new lid ships today.</textarea>" in html
+    assert f"{draft}\n\nHi Ada, a new lid ships today.</textarea>" in html
     assert f'name="macro_id" value="{macro.id}"' in html
     assert '<div id="macro-preview" class="macro-preview" hx-swap-oob="true">' in html
 

@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from helpdesk.auth.access import public
 from helpdesk.customer_context.ingest.shopify import TOPICS, UnknownOrder
 from helpdesk.customer_context.services import CustomerContextError
 from helpdesk.extensions import db
@@ -33,6 +34,7 @@ def _error(status: int, message: str, fields: dict | None = None):
 
 
 @bp.post("/webhooks/shopify")
+@public("Shopify authenticates each delivery with its HMAC signature, checked first")
 def receive():
     """Verify, de-duplicate and ingest one Shopify webhook delivery."""
     raw = request.get_data(cache=False)

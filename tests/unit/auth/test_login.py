@@ -97,3 +97,9 @@ def test_admin_pages_need_admin(app, make_agent):
         person = make_agent(role)
         client = login(app.test_client(), person.email, PASSWORD)
         assert client.get("/admin/agents").status_code == expected, role
+
+
+def test_healthz_reports_database_and_migrations(anon_client):
+    response = anon_client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok", "migrations": "current"}

@@ -288,3 +288,21 @@ def test_escalation_by_hand(first_timer, open_complaint, agent):
 def test_high_value_by_percentile_alone(open_complaint):
     customer = CustomerMetricsFactory(orders_count=4, clv_percentile=85.0, tier="regular").customer
     assert len(escalations_of(open_complaint(customer))) == 1
+
+
+def test_a_named_lead_who_left_falls_back_to_the_leads_team(vip, open_complaint, make_agent, lead):
+    gone = make_agent("lead")
+    EscalationRuleFactory(
+        name="To a named lead",
+        position=1,
+        conditions={"all": [{"field": "customer.high_value", "op": "is_true"}]},
+        actions={"assign_lead": gone.id},
+    )
+    gone.active = False
+    db.session.flush()
+    ticket = open_complaint(vip)
+    [escalation] = escalations_of(ticket)
+    assert escalation.lead_id is None
+    assert (ticket.team, ticket.assignee_id) == ("leads", None)
+    assert gone.email not in [m.email for m in outbox()]
+    assert lead.email in [m.email for m in outbox()]

@@ -52,10 +52,20 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "FREQUENCY_CAP": (int, 4),
     "FREQUENCY_CAP_DAYS": (int, 30),
     "CART_ABANDON_MINUTES": (int, 60),
+    "SLA_DUE_SOON_MINUTES": (int, 60),  # queue shows "due soon" within this window
+    "TICKET_CLOSE_SOLVED_DAYS": (int, 4),  # solved tickets close after this many days
     "DISPATCH_BATCH": (int, 200),
     "DISPATCH_LEASE_SECONDS": (int, 120),
-    # Escalation
-    "GESTURE_APPROVAL_LIMIT": (float, 50.0),
+    # Escalation and recovery gestures
+    "GESTURE_APPROVAL_LIMIT": (float, 50.0),  # above this value a lead must approve
+    "GESTURE_BASIS": (str, "clv"),  # customer value the gesture is sized from
+    "GESTURE_PERCENT": (float, 5.0),  # gesture value = this % of the basis...
+    "GESTURE_MIN_VALUE": (float, 5.0),  # ...clamped to [min, max] in store currency
+    "GESTURE_MAX_VALUE": (float, 100.0),
+    "GESTURE_POINTS_PER_UNIT": (float, 10.0),  # loyalty points per currency unit of value
+    "GESTURE_DEFAULT_KIND": (str, "points"),  # points | discount_code
+    "GESTURE_CODE_PREFIX": (str, "SORRY"),
+    "ESCALATION_ACK_MINUTES": (int, 60),  # lead acknowledgement target
     # Security
     "LOGIN_MAX_FAILURES": (int, 5),
     "LOGIN_LOCKOUT_SECONDS": (int, 900),

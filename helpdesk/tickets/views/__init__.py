@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, make_response, request
+from flask import Blueprint, current_app, make_response, request, url_for
 from flask_login import current_user
 
 from helpdesk.auth.models import Agent
@@ -69,6 +70,23 @@ def template_helpers() -> dict:
         "CHANNELS": CHANNELS,
         "TEAMS": TEAMS,
     }
+
+
+@bp.before_request
+def htmx_session_expired():
+    """An htmx request from a page whose session has ended: send the browser to the login
+    page (a plain redirect would be followed by the XHR and the login form swapped into a
+    fragment of the page)."""
+    if request.headers.get("HX-Request") and not current_user.is_authenticated:
+        # Back to the page the agent was on (htmx sends it), not to the fragment's URL.
+        page = urlsplit(request.headers.get("HX-Current-URL", ""))
+        target = page.path + (f"?{page.query}" if page.query else "")
+        if not target.startswith("/") or target.startswith("//"):
+            target = url_for("tickets.queue")
+        response = make_response("", 401)
+        response.headers["HX-Redirect"] = url_for("auth.login", next=target)
+        return response
+    return None
 
 
 def current_agent() -> Agent:

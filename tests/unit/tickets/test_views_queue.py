@@ -46,6 +46,20 @@ def test_queue_needs_login(anon_client):
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
+def test_htmx_request_after_the_session_ended_redirects_the_browser(anon_client):
+    response = anon_client.get(
+        "/tickets/7/sidebar",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/tickets/7?x=1"},
+    )
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/login?next=/tickets/7?x%3D1"
+    assert response.get_data(as_text=True) == ""
+    foreign = anon_client.get(
+        "/tickets", headers={"HX-Request": "true", "HX-Current-URL": "//evil.example/x"}
+    )
+    assert foreign.headers["HX-Redirect"] == "/login?next=/tickets"
+
+
 def test_full_page_has_views_filters_table_and_counts(agent_client, agent):
     mine = TicketFactory(status="open", assignee=agent, subject="Kettle lid")
     TicketFactory(status="new")

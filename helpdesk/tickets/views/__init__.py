@@ -81,7 +81,7 @@ def htmx_session_expired():
         # Back to the page the agent was on (htmx sends it), not to the fragment's URL.
         page = urlsplit(request.headers.get("HX-Current-URL", ""))
         target = page.path + (f"?{page.query}" if page.query else "")
-        if not target.startswith("/") or target.startswith("//"):
+        if page.netloc not in ("", request.host) or not target.startswith("/"):
             target = url_for("tickets.queue")
         response = make_response("", 401)
         response.headers["HX-Redirect"] = url_for("auth.login", next=target)

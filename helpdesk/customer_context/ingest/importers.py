@@ -12,6 +12,7 @@ amount not yet known.
 from __future__ import annotations
 
 import csv
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from marshmallow import ValidationError
 from sqlalchemy import select
 
 from helpdesk.customer_context.ingest.rows import (
@@ -28,9 +28,7 @@ from helpdesk.customer_context.ingest.rows import (
     TRANSACTIONS,
     MissingColumns,
     RowFormat,
-    ShopifyCustomerRowSchema,
-    ShopifyOrderRowSchema,
-    TransactionRowSchema,
+    RowInvalid,
 )
 from helpdesk.customer_context.models import Customer
 from helpdesk.customer_context.schemas import CustomerData, LineData, OrderData, split_tags
@@ -38,7 +36,10 @@ from helpdesk.customer_context.services import (
     CustomerContextError,
     ProductMatcher,
     add_customer,
+    create_customers,
+    create_orders,
     fill_customer,
+    find_customer,
     orders_by_external_id,
     record_refund,
     total_refunded,
@@ -52,6 +53,7 @@ BATCH_SIZE = 1000
 PROGRESS_EVERY = 10_000
 MAX_LISTED_ERRORS = 1000
 IN_CHUNK = 500  # ids per IN (...) look-up
+log = logging.getLogger(__name__)
 
 
 class ImportAborted(Exception):
@@ -95,15 +97,6 @@ class ImportReport:
         )
 
 
-def _messages(error: ValidationError) -> str:
-    messages = error.messages if isinstance(error.messages, dict) else {"row": error.messages}
-    parts = []
-    for key, value in messages.items():
-        text = "; ".join(str(v) for v in value) if isinstance(value, list) else str(value)
-        parts.append(f"{key}: {text}")
-    return "; ".join(parts)
-
-
 class CsvRows:
     """Streams (row number, {column key: text}) pairs; blank cells and blank rows are dropped."""
 
@@ -111,6 +104,7 @@ class CsvRows:
         self.path = path
         self.row_format = row_format
         self.last_row = 1
+        self.labels: dict[str, str] = {}  # column key -> the header text this file uses
 
     def __iter__(self) -> Iterator[tuple[int, dict[str, str]]]:
         try:
@@ -123,6 +117,7 @@ class CsvRows:
                     columns = self.row_format.bind(header)
                 except MissingColumns as exc:
                     raise ImportAborted(str(exc)) from None
+                self.labels = {key: header[indexes[0]].strip() for key, indexes in columns}
                 number = 1
                 for row in reader:
                     number += 1
@@ -210,10 +205,11 @@ class OrderImporter:
         self.batch_size = max(1, batch_size)
         self.progress = progress
         self.progress_every = max(1, progress_every)
-        self.products = ProductMatcher()
+        self.products = ProductMatcher().preload()
         self._next_progress = self.progress_every
         self._by_external_id: dict[str, Customer] = {}
         self._by_email: dict[str, Customer] = {}
+        self._cache_complete = False
 
     def run(self, groups: Iterable[tuple[list[tuple[int, dict]], PendingOrder | RowProblem]]):
         batch: list[PendingOrder] = []
@@ -247,27 +243,41 @@ class OrderImporter:
                 chunk = values[start : start + IN_CHUNK]
                 for customer in db.session.scalars(select(Customer).where(column.in_(chunk))):
                     self._remember(customer)
+        self._cache_complete = True
 
     def _remember(self, customer: Customer) -> None:
         if customer.external_id:
             self._by_external_id[customer.external_id] = customer
         self._by_email[customer.email] = customer
 
-    def _customer(self, ref: CustomerData | None) -> Customer | None:
-        if ref is None:
-            return None
+    def _forget_customers(self) -> None:
+        # After a rollback the customers created inside it are gone from the session; from
+        # now on a cache miss asks the database.
+        self._by_external_id.clear()
+        self._by_email.clear()
+        self._cache_complete = False
+
+    def _cached(self, ref: CustomerData) -> Customer | None:
         customer = None
         if ref.external_id:
             customer = self._by_external_id.get(ref.external_id)
         if customer is None and ref.email:
             customer = self._by_email.get(ref.email)
+        return customer
+
+    def _customer(self, ref: CustomerData | None, *, flush: bool) -> Customer | None:
+        if ref is None:
+            return None
+        customer = self._cached(ref)
+        if customer is None and not self._cache_complete:
+            customer = find_customer(ref.external_id, ref.email)
         if customer is None:
             if not ref.email:
                 raise CustomerContextError(
                     "email", f"customer {ref.external_id} is unknown and the row has no email"
                 )
             customer = add_customer(
-                ref.email, ref.first_name, ref.last_name, ref.phone, ref.external_id
+                ref.email, ref.first_name, ref.last_name, ref.phone, ref.external_id, flush=flush
             )
         else:
             fill_customer(customer, ref.first_name, ref.last_name, ref.phone, ref.external_id)
@@ -275,38 +285,97 @@ class OrderImporter:
         return customer
 
     def _write(self, batch: list[PendingOrder]) -> None:
+        """The whole batch in one SAVEPOINT with new orders inserted in bulk; if anything in
+        it fails, it is rolled back and replayed one order per SAVEPOINT to isolate the
+        failure. Either way each order is written whole or not at all."""
+        try:
+            with db.session.begin_nested():
+                results = self._write_together(batch)
+        except Exception as exc:  # noqa: BLE001 - the replay below reports the failing order
+            log.info("import batch rolled back (%s); replaying it order by order", exc)
+            # Rows inserted in bulk and rolled back would linger in the identity map.
+            db.session.expunge_all()
+            self._forget_customers()
+            results = self._write_one_by_one(batch)
+        db.session.commit()
+        for pending, status, problem in sorted(results, key=lambda r: r[0].first_row):
+            if problem is not None:
+                self.report.fail(
+                    pending.first_row, f"{pending.label} not imported: {problem}", pending.rows
+                )
+            else:
+                self.report.records += 1
+                self.report.outcomes[status] += 1
+
+    def _write_together(self, batch: list[PendingOrder]) -> list[tuple]:
         existing = orders_by_external_id([p.data.external_id for p in batch if p.data.external_id])
         self._prefetch_customers(batch)
+        results: list[tuple] = []
+        # Customers not in the database yet are inserted together first.
+        absent: list[CustomerData] = []
+        planned: set[str] = set()
+        usable: list[PendingOrder] = []
+        for pending in batch:
+            ref = pending.customer
+            if ref is not None and self._cached(ref) is None:
+                keys = {k for k in (ref.external_id and f"id:{ref.external_id}", ref.email) if k}
+                if not ref.email and not keys & planned:
+                    message = (
+                        f"email: customer {ref.external_id} is unknown and the row has no email"
+                    )
+                    results.append((pending, None, message))
+                    continue
+                if not keys & planned:
+                    absent.append(ref)
+                planned |= keys
+            usable.append(pending)
+        for customer in create_customers(absent).values():
+            self._remember(customer)
+        new: list[tuple[PendingOrder, Customer | None]] = []
+        for pending in usable:
+            customer = self._customer(pending.customer, flush=False)
+            ext = pending.data.external_id
+            if ext and ext not in existing:
+                new.append((pending, customer))
+                continue
+            found = existing[ext] if ext else UNRESOLVED
+            outcome = upsert_order(
+                pending.data, customer=customer, existing=found, products=self.products
+            )
+            if pending.refunded and outcome.status != "stale":
+                self._record_export_refund(outcome.record, pending)
+            results.append((pending, outcome.status, None))
+        orders = create_orders([(p.data, c) for p, c in new], products=self.products)
+        for (pending, _customer), order in zip(new, orders, strict=True):
+            if pending.refunded:
+                self._record_export_refund(order, pending)
+            results.append((pending, "created", None))
+        return results
+
+    def _write_one_by_one(self, batch: list[PendingOrder]) -> list[tuple]:
+        existing = orders_by_external_id([p.data.external_id for p in batch if p.data.external_id])
+        self._prefetch_customers(batch)
+        results: list[tuple] = []
         for pending in batch:
             try:
                 with db.session.begin_nested():
-                    customer = self._customer(pending.customer)
-                    found = (
-                        existing.get(pending.data.external_id)
-                        if pending.data.external_id
-                        else UNRESOLVED
-                    )
+                    customer = self._customer(pending.customer, flush=True)
+                    ext = pending.data.external_id
+                    found = existing.get(ext) if ext else UNRESOLVED
                     outcome = upsert_order(
                         pending.data, customer=customer, existing=found, products=self.products
                     )
                     if pending.refunded and outcome.status != "stale":
                         self._record_export_refund(outcome.record, pending)
             except CustomerContextError as exc:
-                self._failed(pending, f"{exc.field}: {exc.message}")
+                self._forget_customers()
+                results.append((pending, None, f"{exc.field}: {exc.message}"))
             except Exception as exc:  # noqa: BLE001 - reported per order, the import goes on
-                self._failed(pending, f"{type(exc).__name__}: {exc}".strip())
+                self._forget_customers()
+                results.append((pending, None, f"{type(exc).__name__}: {exc}".strip()))
             else:
-                self.report.records += 1
-                self.report.outcomes[outcome.status] += 1
-        db.session.commit()
-
-    def _failed(self, pending: PendingOrder, message: str) -> None:
-        # The savepoint rolled back: customers created inside it are gone from the session.
-        self._by_external_id.clear()
-        self._by_email.clear()
-        self.report.fail(
-            pending.first_row, f"{pending.label} not imported: {message}", pending.rows
-        )
+                results.append((pending, outcome.status, None))
+        return results
 
     @staticmethod
     def _record_export_refund(order, pending: PendingOrder) -> None:
@@ -322,13 +391,15 @@ class OrderImporter:
             )
 
 
-def _load_rows(schema, rows: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
+def _load_rows(
+    row_format: RowFormat, rows: list[tuple[int, dict]], labels: dict[str, str]
+) -> list[tuple[int, dict]]:
     loaded = []
     for number, values in rows:
         try:
-            loaded.append((number, schema.load(values)))
-        except ValidationError as exc:
-            raise RowProblem(number, f"row {number}: {_messages(exc)}") from None
+            loaded.append((number, row_format.load(values)))
+        except RowInvalid as exc:
+            raise RowProblem(number, f"row {number}: {exc.describe(labels)}") from None
     return loaded
 
 
@@ -350,120 +421,115 @@ def _order_groups(rows: CsvRows, key: str, build) -> Iterator[tuple[list, object
             continue
         seen.add(value)
         try:
-            yield group, build(group)
+            yield group, build(group, rows.labels)
         except RowProblem as problem:
             yield group, problem
 
 
-def _transaction_order(schema: TransactionRowSchema):
-    def build(group: list[tuple[int, dict]]) -> PendingOrder:
-        loaded = _load_rows(schema, group)
-        first_row, first = loaded[0]
-        totals = {values["total"] for _, values in loaded if values.get("total") is not None}
-        if not totals:
-            raise RowProblem(first_row, f"row {first_row}: total: missing")
-        if len(totals) > 1:
-            raise RowProblem(
-                first_row,
-                f"row {first_row}: the rows of order {first['order_id']} disagree on total "
-                f"({', '.join(str(t) for t in sorted(totals))}); total is the order's total",
-            )
-        total = totals.pop()
-        customer_id = next((v["customer_id"] for _, v in loaded if v.get("customer_id")), None)
-        email = next((v["email"] for _, v in loaded if v.get("email")), None)
-        line_rows = [v for _, v in loaded if v.get("sku") or v.get("category")]
-        lines = [
-            LineData(
-                title=v.get("sku") or v.get("category") or "",
-                quantity=v["quantity"],
-                sku=v.get("sku"),
-                category=v.get("category"),
-                price=(total / v["quantity"]).quantize(Decimal("0.01"))
-                if len(line_rows) == 1
-                else None,
-            )
-            for v in line_rows
-        ]
-        data = OrderData(
-            external_id=first["order_id"],
-            name=f"#{first['order_id']}"[:64],
-            placed_at=first["placed_at"],
-            total=total,
+def _transaction_order(group: list[tuple[int, dict]], labels: dict[str, str]) -> PendingOrder:
+    loaded = _load_rows(TRANSACTIONS, group, labels)
+    for number, values in loaded:
+        if not values.get("customer_id") and not values.get("email"):
+            raise RowProblem(number, f"row {number}: email: Give a customer_id or an email.")
+    first_row, first = loaded[0]
+    totals = {values["total"] for _, values in loaded if values.get("total") is not None}
+    if not totals:
+        raise RowProblem(first_row, f"row {first_row}: total: missing")
+    if len(totals) > 1:
+        raise RowProblem(
+            first_row,
+            f"row {first_row}: the rows of order {first['order_id']} disagree on total "
+            f"({', '.join(str(t) for t in sorted(totals))}); total is the order's total",
+        )
+    total = totals.pop()
+    customer_id = next((v["customer_id"] for _, v in loaded if v.get("customer_id")), None)
+    email = next((v["email"] for _, v in loaded if v.get("email")), None)
+    line_rows = [v for _, v in loaded if v.get("sku") or v.get("category")]
+    lines = [
+        LineData(
+            title=v.get("sku") or v.get("category") or "",
+            quantity=v.get("quantity", 1),
+            sku=v.get("sku"),
+            category=v.get("category"),
+            price=(total / v.get("quantity", 1)).quantize(Decimal("0.01"))
+            if len(line_rows) == 1
+            else None,
+        )
+        for v in line_rows
+    ]
+    data = OrderData(
+        external_id=first["order_id"],
+        name=f"#{first['order_id']}"[:64],
+        placed_at=first["placed_at"],
+        total=total,
+        email=email,
+        source="import",
+        lines=lines,
+    )
+    return PendingOrder(
+        first_row, loaded[-1][0], data, CustomerData(email=email, external_id=customer_id)
+    )
+
+
+def _shopify_order(group: list[tuple[int, dict]], labels: dict[str, str]) -> PendingOrder:
+    loaded = _load_rows(SHOPIFY_ORDERS, group, labels)
+    first_row, first = loaded[0]
+    placed_at = first.get("created_at") or first.get("paid_at")
+    if placed_at is None:
+        raise RowProblem(first_row, f"row {first_row}: Created at: missing on the order's row")
+    if first.get("total") is None:
+        raise RowProblem(first_row, f"row {first_row}: Total: missing on the order's row")
+    email = next((v["email"] for _, v in loaded if v.get("email")), None)
+    first_name, _, last_name = (first.get("billing_name") or "").partition(" ")
+    discount = []
+    if first.get("discount_code"):
+        amount = first.get("discount_amount")
+        discount = [{"code": first["discount_code"], "amount": str(amount) if amount else None}]
+    lines = [
+        LineData(
+            title=v["lineitem_name"],
+            quantity=v.get("lineitem_quantity") if v.get("lineitem_quantity") is not None else 1,
+            price=v.get("lineitem_price"),
+            sku=v.get("lineitem_sku"),
+        )
+        for _, v in loaded
+        if v.get("lineitem_name")
+    ]
+    data = OrderData(
+        external_id=first.get("external_id"),
+        name=first["name"],
+        placed_at=placed_at,
+        total=first["total"],
+        subtotal=first.get("subtotal"),
+        email=email,
+        currency=(first.get("currency") or "").upper() or None,
+        financial_status=first.get("financial_status"),
+        fulfillment_status=first.get("fulfillment_status"),
+        source=first.get("source") or "import",
+        discount_codes=discount,
+        cancelled_at=first.get("cancelled_at"),
+        lines=lines,
+    )
+    customer = (
+        CustomerData(
             email=email,
-            source="import",
-            lines=lines,
+            first_name=first_name or None,
+            last_name=last_name or None,
+            phone=first.get("phone"),
         )
-        return PendingOrder(
-            first_row, loaded[-1][0], data, CustomerData(email=email, external_id=customer_id)
-        )
-
-    return build
-
-
-def _shopify_order(schema: ShopifyOrderRowSchema):
-    def build(group: list[tuple[int, dict]]) -> PendingOrder:
-        loaded = _load_rows(schema, group)
-        first_row, first = loaded[0]
-        placed_at = first.get("created_at") or first.get("paid_at")
-        if placed_at is None:
-            raise RowProblem(first_row, f"row {first_row}: Created at: missing on the order's row")
-        if first.get("total") is None:
-            raise RowProblem(first_row, f"row {first_row}: Total: missing on the order's row")
-        email = next((v["email"] for _, v in loaded if v.get("email")), None)
-        first_name, _, last_name = (first.get("billing_name") or "").partition(" ")
-        discount = []
-        if first.get("discount_code"):
-            amount = first.get("discount_amount")
-            discount = [{"code": first["discount_code"], "amount": str(amount) if amount else None}]
-        lines = [
-            LineData(
-                title=v["lineitem_name"],
-                quantity=v.get("lineitem_quantity")
-                if v.get("lineitem_quantity") is not None
-                else 1,
-                price=v.get("lineitem_price"),
-                sku=v.get("lineitem_sku"),
-            )
-            for _, v in loaded
-            if v.get("lineitem_name")
-        ]
-        data = OrderData(
-            external_id=first.get("external_id"),
-            name=first["name"],
-            placed_at=placed_at,
-            total=first["total"],
-            subtotal=first.get("subtotal"),
-            email=email,
-            currency=(first.get("currency") or "").upper() or None,
-            financial_status=first.get("financial_status"),
-            fulfillment_status=first.get("fulfillment_status"),
-            source=first.get("source") or "import",
-            discount_codes=discount,
-            cancelled_at=first.get("cancelled_at"),
-            lines=lines,
-        )
-        customer = (
-            CustomerData(
-                email=email,
-                first_name=first_name or None,
-                last_name=last_name or None,
-                phone=first.get("phone"),
-            )
-            if email
-            else None
-        )
-        return PendingOrder(
-            first_row, loaded[-1][0], data, customer, refunded=first.get("refunded_amount")
-        )
-
-    return build
+        if email
+        else None
+    )
+    return PendingOrder(
+        first_row, loaded[-1][0], data, customer, refunded=first.get("refunded_amount")
+    )
 
 
 def import_transactions(path: Path, **options) -> ImportReport:
     """Generic CSV: customer_id,email,order_id,placed_at,total[,sku,quantity,category]."""
     rows = CsvRows(path, TRANSACTIONS)
     report = ImportReport("transactions")
-    groups = _order_groups(rows, "order_id", _transaction_order(TransactionRowSchema()))
+    groups = _order_groups(rows, "order_id", _transaction_order)
     return OrderImporter(report, **options).run(groups)
 
 
@@ -471,7 +537,7 @@ def import_shopify_orders(path: Path, **options) -> ImportReport:
     """Shopify order export: one row per line item, order fields on the order's first row."""
     rows = CsvRows(path, SHOPIFY_ORDERS)
     report = ImportReport("Shopify orders")
-    groups = _order_groups(rows, "name", _shopify_order(ShopifyOrderRowSchema()))
+    groups = _order_groups(rows, "name", _shopify_order)
     return OrderImporter(report, **options).run(groups)
 
 
@@ -485,14 +551,14 @@ def import_shopify_customers(
     progress_every: int = PROGRESS_EVERY,
 ) -> ImportReport:
     """Shopify customer export: one customer per row, upserted by Customer ID then email."""
-    schema = ShopifyCustomerRowSchema()
     report = ImportReport("Shopify customers")
     pending = 0
     next_progress = max(1, progress_every)
-    for number, values in CsvRows(path, SHOPIFY_CUSTOMERS):
+    rows = CsvRows(path, SHOPIFY_CUSTOMERS)
+    for number, values in rows:
         report.rows += 1
         try:
-            row = schema.load(values)
+            row = SHOPIFY_CUSTOMERS.load(values)
             with db.session.begin_nested():
                 outcome = upsert_customer(
                     CustomerData(
@@ -506,8 +572,8 @@ def import_shopify_customers(
                         note=row.get("note"),
                     )
                 )
-        except ValidationError as exc:
-            report.fail(number, f"row {number}: {_messages(exc)}")
+        except RowInvalid as exc:
+            report.fail(number, f"row {number}: {exc.describe(rows.labels)}")
         except CustomerContextError as exc:
             report.fail(number, f"row {number}: {exc.field}: {exc.message}")
         except Exception as exc:  # noqa: BLE001 - reported per row, the import goes on

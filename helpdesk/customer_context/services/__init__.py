@@ -17,6 +17,7 @@ from helpdesk.customer_context.services.customers import (
     add_customer,
     apply_touch,
     change_email,
+    create_customers,
     fill_customer,
     find_customer,
     find_or_create_customer,
@@ -24,6 +25,7 @@ from helpdesk.customer_context.services.customers import (
     upsert_customer,
 )
 from helpdesk.customer_context.services.orders import (
+    create_orders,
     find_order,
     orders_by_external_id,
     record_fulfillment,
@@ -41,6 +43,8 @@ __all__ = [
     "add_customer",
     "apply_touch",
     "change_email",
+    "create_customers",
+    "create_orders",
     "fill_customer",
     "find_customer",
     "find_or_create_customer",

@@ -21,10 +21,39 @@ class ProductMatcher:
 
     def __init__(self):
         self._cache: dict[tuple[str, str], tuple[int, str | None, Decimal] | None] = {}
+        self._complete = False
+
+    def preload(self) -> ProductMatcher:
+        """Load the whole catalogue's ids and skus in two queries (bulk imports); afterwards
+        a miss means "no such product" without asking the database."""
+        self._cache.clear()
+        for product_id, category, price, external_id, sku in db.session.execute(
+            select(Product.id, Product.category, Product.price, Product.external_id, Product.sku)
+        ):
+            found = (product_id, category, money(price))
+            if external_id:
+                self._cache[("product", external_id)] = found
+            if sku:
+                self._cache.setdefault(("sku", sku), found)
+        for product_id, category, price, external_id, sku in db.session.execute(
+            select(
+                Product.id,
+                Product.category,
+                Product.price,
+                ProductVariant.external_id,
+                ProductVariant.sku,
+            ).join(ProductVariant, ProductVariant.product_id == Product.id)
+        ):
+            found = (product_id, category, money(price))
+            self._cache[("variant", external_id)] = found
+            if sku:
+                self._cache.setdefault(("sku", sku), found)
+        self._complete = True
+        return self
 
     def _lookup(self, kind: str, key: str):
-        if (kind, key) in self._cache:
-            return self._cache[(kind, key)]
+        if (kind, key) in self._cache or self._complete:
+            return self._cache.get((kind, key))
         if kind == "variant":
             stmt = (
                 select(Product.id, Product.category, Product.price)

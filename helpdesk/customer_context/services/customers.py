@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from helpdesk import events
 from helpdesk.customer_context.models import Customer
@@ -47,8 +47,11 @@ def find_or_create_customer(
     return customer
 
 
-def add_customer(email: str, first_name="", last_name="", phone=None, external_id=None) -> Customer:
-    """Insert a customer the caller knows is absent (importers look customers up in bulk)."""
+def add_customer(
+    email: str, first_name="", last_name="", phone=None, external_id=None, *, flush: bool = True
+) -> Customer:
+    """Insert a customer the caller knows is absent (importers look customers up in bulk;
+    they pass flush=False and flush once per batch)."""
     customer = Customer(
         email=normalise_email(email),
         first_name=(first_name or "")[:120],
@@ -56,10 +59,44 @@ def add_customer(email: str, first_name="", last_name="", phone=None, external_i
         phone=(phone or None) and phone[:40],
         external_id=external_id or None,
         tags=[],
+        created_at=utcnow(),
     )
     db.session.add(customer)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     return customer
+
+
+def create_customers(refs: list[CustomerData]) -> dict[str, Customer]:
+    """Insert customers the caller knows are absent, in bulk; returns them by email.
+
+    Emails must be distinct and valid (the importers pass what they looked up in bulk)."""
+    if not refs:
+        return {}
+    now = utcnow()
+    rows = [
+        {
+            "email": normalise_email(ref.email),
+            "external_id": ref.external_id or None,
+            "first_name": (ref.first_name or "")[:120],
+            "last_name": (ref.last_name or "")[:120],
+            "phone": (ref.phone or None) and ref.phone[:40],
+            "accepts_marketing": False,
+            "tags": [],
+            "created_at": now,
+        }
+        for ref in refs
+    ]
+    db.session.execute(insert(Customer.__table__), rows)
+    created: dict[str, Customer] = {}
+    emails = [row["email"] for row in rows]
+    for start in range(0, len(emails), 500):
+        chunk = emails[start : start + 500]
+        created.update(
+            (c.email, c)
+            for c in db.session.scalars(select(Customer).where(Customer.email.in_(chunk)))
+        )
+    return created
 
 
 def fill_customer(customer: Customer, first_name="", last_name="", phone=None, external_id=None):

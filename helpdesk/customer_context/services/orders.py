@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import insert, select
+from sqlalchemy.orm import make_transient_to_detached, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from helpdesk import events
 from helpdesk.customer_context.models import (
@@ -39,7 +40,8 @@ from helpdesk.customer_context.services.customers import (
 from helpdesk.database import money, utcnow
 from helpdesk.extensions import db
 
-UNRESOLVED = object()  # "look it up yourself", distinct from a looked-up None
+UNRESOLVED = object()
+IN_CHUNK = 500  # ids per IN (...) look-up  # "look it up yourself", distinct from a looked-up None
 FAILED_FULFILLMENTS = {"cancelled", "failure", "error"}
 
 
@@ -89,10 +91,10 @@ def _line_key(lines: list[OrderLine]) -> list[tuple]:
     ]
 
 
-def _build_line(line: LineData, products: ProductMatcher) -> OrderLine:
+def _line_values(line: LineData, products: ProductMatcher) -> dict:
     match = products.match(line)
     price = line.price if line.price is not None else (match[2] if match else None)
-    return OrderLine(
+    return dict(
         external_id=line.external_id,
         product_id=match[0] if match else None,
         variant_external_id=line.variant_external_id,
@@ -104,25 +106,12 @@ def _build_line(line: LineData, products: ProductMatcher) -> OrderLine:
     )
 
 
-def upsert_order(
-    data: OrderData,
-    *,
-    customer: Customer | None | object = UNRESOLVED,
-    existing: Order | None | object = UNRESOLVED,
-    products: ProductMatcher | None = None,
-) -> Outcome[Order]:
-    """Create or update an order, its lines, embedded refunds and fulfilments.
+def _build_line(line: LineData, products: ProductMatcher) -> OrderLine:
+    return OrderLine(**_line_values(line, products))
 
-    `customer`/`existing` may be passed when the caller already looked them up (importers
-    prefetch a batch); `products` caches catalogue look-ups across calls.
-    """
-    order = find_order(data.external_id, data.name) if existing is UNRESOLVED else existing
-    if order is not None and is_stale(data.updated_at, order.source_updated_at):
-        return Outcome(order, "stale")
-    if customer is UNRESOLVED:
-        customer = resolve_order_customer(data)
-    products = products or ProductMatcher()
 
+def _order_values(data: OrderData, customer: Customer | None) -> dict:
+    """Column values from the source; optional ones only when given (None = not given)."""
     values = dict(
         name=data.name[:64],
         customer_id=customer.id if customer else None,
@@ -146,6 +135,55 @@ def upsert_order(
         cancelled_at=data.cancelled_at,  # a cancellation is never undone by later data
     )
     values.update({k: v for k, v in optional.items() if v is not None})
+    return values
+
+
+def _note_customer_order(customer: Customer | None, data: OrderData) -> None:
+    if customer is not None:
+        if data.placed_at < customer.created_at:
+            customer.created_at = data.placed_at  # "customer since" is their first order
+        apply_touch(customer, data.placed_at, data.touch)
+
+
+def _announce_new(order: Order, data: OrderData, customer: Customer | None) -> None:
+    """What follows the first recording of an order: cart completion, order_placed."""
+    _complete_checkout(order, data)
+    if order.counted and customer is not None:
+        events.order_placed.send(SENDER, order=order, customer=customer)
+
+
+def _record_embedded(order: Order, data: OrderData) -> None:
+    for refund in data.refunds:
+        record_refund(
+            order,
+            refund.amount,
+            external_id=refund.external_id,
+            note=refund.note,
+            created_at=refund.created_at,
+        )
+    for fulfillment in data.fulfillments:
+        record_fulfillment(order, fulfillment)
+
+
+def upsert_order(
+    data: OrderData,
+    *,
+    customer: Customer | None | object = UNRESOLVED,
+    existing: Order | None | object = UNRESOLVED,
+    products: ProductMatcher | None = None,
+) -> Outcome[Order]:
+    """Create or update an order, its lines, embedded refunds and fulfilments.
+
+    `customer`/`existing` may be passed when the caller already looked them up (importers
+    prefetch a batch); `products` caches catalogue look-ups across calls.
+    """
+    order = find_order(data.external_id, data.name) if existing is UNRESOLVED else existing
+    if order is not None and is_stale(data.updated_at, order.source_updated_at):
+        return Outcome(order, "stale")
+    if customer is UNRESOLVED:
+        customer = resolve_order_customer(data)
+    products = products or ProductMatcher()
+    values = _order_values(data, customer)
 
     if order is None:
         order = Order(
@@ -170,35 +208,105 @@ def upsert_order(
             order.source_updated_at = data.updated_at
         status = "updated" if changed else "unchanged"
 
-    if customer is not None:
-        if data.placed_at < customer.created_at:
-            customer.created_at = data.placed_at  # "customer since" is their first order
-        apply_touch(customer, data.placed_at, data.touch)
+    _note_customer_order(customer, data)
     db.session.flush()
 
     if status == "created":
-        _complete_checkout(order, data)
-        if order.counted and customer is not None:
-            events.order_placed.send(SENDER, order=order, customer=customer)
+        _announce_new(order, data, customer)
     elif not was_cancelled and order.cancelled_at is not None and customer is not None:
         events.order_cancelled.send(SENDER, order=order, customer=customer)
-
-    for refund in data.refunds:
-        record_refund(
-            order,
-            refund.amount,
-            external_id=refund.external_id,
-            note=refund.note,
-            created_at=refund.created_at,
-        )
-    for fulfillment in data.fulfillments:
-        record_fulfillment(order, fulfillment)
+    _record_embedded(order, data)
     return Outcome(order, status)
+
+
+def create_orders(
+    items: list[tuple[OrderData, Customer | None]], products: ProductMatcher | None = None
+) -> list[Order]:
+    """Record orders the caller knows are new, in bulk (importers): the same rows, effects
+    and signals as `upsert_order` creating them one by one, in a few statements. Every
+    order needs its external id (it is how the inserted rows are found again)."""
+    if not items:
+        return []
+    if any(not data.external_id for data, _customer in items):
+        raise ValueError("create_orders needs an external id on every order")
+    products = products or ProductMatcher()
+    db.session.flush()  # customers the caller added get their ids
+    now = utcnow()
+    template = {**ORDER_DEFAULTS, "created_at": now}
+    rows = [
+        {
+            **template,
+            **_order_values(data, customer),
+            "external_id": data.external_id,
+            "source_updated_at": data.updated_at,
+        }
+        for data, customer in items
+    ]
+    # Plain executemany, then ids by external id: SQLite cannot batch INSERT ... RETURNING.
+    db.session.execute(insert(Order.__table__), rows)
+    external_ids = [data.external_id for data, _customer in items]
+    id_of: dict[str, int] = {}
+    for start in range(0, len(external_ids), IN_CHUNK):
+        chunk = external_ids[start : start + IN_CHUNK]
+        id_of.update(
+            db.session.execute(
+                select(Order.external_id, Order.id).where(Order.external_id.in_(chunk))
+            ).all()
+        )
+    ids = [id_of[external_id] for external_id in external_ids]
+    lines = [
+        {**_line_values(line, products), "order_id": order_id}
+        for (data, _customer), order_id in zip(items, ids, strict=True)
+        for line in data.lines
+    ]
+    if lines:
+        db.session.execute(insert(OrderLine.__table__), lines)
+    loaded: dict[int, Order] = {}
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = ids[start : start + IN_CHUNK]
+        query = select(Order).where(Order.id.in_(chunk)).options(selectinload(Order.lines))
+        loaded.update((order.id, order) for order in db.session.scalars(query))
+    orders = [loaded[order_id] for order_id in ids]
+    for data, customer in items:
+        _note_customer_order(customer, data)
+    db.session.flush()
+    for (data, customer), order in zip(items, orders, strict=True):
+        _announce_new(order, data, customer)
+        _record_embedded(order, data)
+    return orders
+
+
+def _persistent(model, values: dict):
+    """An instance for a row this transaction inserted, attached as if loaded from it."""
+    instance = model(**values)
+    make_transient_to_detached(instance)
+    db.session.add(instance)
+    return instance
+
+
+ORDER_DEFAULTS = dict(
+    number=None,
+    email=None,
+    subtotal=None,
+    currency=Order.__table__.c.currency.default.arg,
+    financial_status=None,
+    fulfillment_status=None,
+    tracking_number=None,
+    tracking_url=None,
+    source=None,
+    landing_site=None,
+    referring_site=None,
+    checkout_token=None,
+    cart_token=None,
+    cancelled_at=None,
+)
 
 
 def _complete_checkout(order: Order, data: OrderData) -> None:
     """Mark the checkout that became this order complete; a recovered abandoned cart links."""
     checkout = None
+    if not (data.checkout_token or data.checkout_external_id or data.cart_token):
+        return
     lookups = (
         (Checkout.token, data.checkout_token),
         (Checkout.external_id, data.checkout_external_id),

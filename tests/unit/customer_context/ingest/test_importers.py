@@ -407,9 +407,9 @@ def test_shopify_customer_export_bad_rows(write_csv):
 
     assert report.failed_rows == 2
     rows = dict(report.errors)
-    assert "email: Missing data for required field." in rows[3]
-    assert "email: Not a valid email address." in rows[4]
-    assert "accepts_marketing: Not a valid boolean." in rows[4]
+    assert rows[3] == "row 3: Email: Missing data for required field."
+    assert "Email: Not a valid email address." in rows[4]
+    assert "Accepts Marketing: Not a valid boolean." in rows[4]  # named as in this file
     assert table_counts()["customer"] == 2
 
 

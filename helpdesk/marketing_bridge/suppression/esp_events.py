@@ -72,12 +72,16 @@ def receive():
         return _error(422, "The list of events is empty.")
     if len(items) > MAX_EVENTS_PER_DELIVERY:
         return _error(413, f"At most {MAX_EVENTS_PER_DELIVERY} events per delivery.")
-    try:
-        loaded = EspEvent(many=True).load(items)
-    except ValidationError as error:
-        fields = error.messages
-        if single and isinstance(fields, dict) and 0 in fields:
-            fields = fields[0]
+    # Each item on its own, so every item's errors are reported (with many=True marshmallow
+    # skips the cross-field checks of all items once one item has a field error).
+    schema, loaded, errors = EspEvent(), [], {}
+    for index, item in enumerate(items):
+        try:
+            loaded.append(schema.load(item))
+        except ValidationError as error:
+            errors[index] = error.messages
+    if errors:
+        fields = errors[0] if single else errors
         return _error(422, "Some events are invalid; none were recorded.", fields)
 
     delivery = request.headers.get(DELIVERY_HEADER)

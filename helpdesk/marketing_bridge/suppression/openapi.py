@@ -267,6 +267,7 @@ PATH_PARAMETERS: dict[str, list[str]] = {
 }
 
 TIMESTAMP = {"type": "string", "format": "date-time", "description": "UTC, ISO 8601."}
+NULLABLE_TIMESTAMP = {**TIMESTAMP, "type": ["string", "null"]}
 REASONS = {"type": "array", "items": {"type": "string", "enum": list(SUPPRESSION_REASONS)}}
 
 SCHEMAS = {
@@ -371,52 +372,105 @@ SCHEMAS = {
     },
     "Ticket": {
         "type": "object",
-        "required": ["id", "status", "priority"],
-        "additionalProperties": True,
+        "required": ["id", "subject", "status", "priority", "customer", "messages"],
         "properties": {
             "id": {"type": "integer"},
             "subject": {"type": "string"},
             "status": {"type": "string", "enum": ["new", "open", "pending", "solved", "closed"]},
             "priority": {"type": "string", "enum": ["low", "normal", "high", "urgent"]},
             "category": {"type": ["string", "null"]},
+            "category_source": {"type": ["string", "null"]},
             "channel": {"type": "string"},
+            "team": {"type": "string"},
             "escalated": {"type": "boolean"},
-            "customer": {"type": "object"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "customer": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "email": {"type": "string", "format": "email"},
+                    "name": {"type": "string"},
+                },
+            },
+            "assignee": {"type": ["string", "null"], "description": "The agent's name."},
+            "related_order_id": {"type": ["integer", "null"]},
+            "merged_into_id": {"type": ["integer", "null"]},
+            "follow_up_of_id": {"type": ["integer", "null"]},
             "created_at": TIMESTAMP,
-            "url": {"type": "string", "format": "uri"},
-        },
-    },
-    "MarketingState": {
-        "type": "object",
-        "properties": {
-            "suppressed": {"type": "boolean"},
-            "reasons": REASONS,
-            "since": {**TIMESTAMP, "type": ["string", "null"]},
-            "accepts_marketing": {"type": "boolean"},
-            "entries": {
+            "updated_at": TIMESTAMP,
+            "first_response_due_at": NULLABLE_TIMESTAMP,
+            "resolution_due_at": NULLABLE_TIMESTAMP,
+            "first_responded_at": NULLABLE_TIMESTAMP,
+            "solved_at": NULLABLE_TIMESTAMP,
+            "closed_at": NULLABLE_TIMESTAMP,
+            "url": {"type": ["string", "null"], "format": "uri"},
+            "messages": {
                 "type": "array",
+                "description": "Public messages only; internal notes are never exposed.",
                 "items": {
                     "type": "object",
                     "properties": {
-                        "reason": {"type": "string", "enum": list(SUPPRESSION_REASONS)},
-                        "since": TIMESTAMP,
-                        "expires_at": {**TIMESTAMP, "type": ["string", "null"]},
-                        "source_ref": {"type": ["string", "null"]},
-                        "note": {"type": ["string", "null"]},
+                        "id": {"type": "integer"},
+                        "author_type": {"type": "string", "enum": ["customer", "agent", "system"]},
+                        "author_name": {"type": ["string", "null"]},
+                        "body_text": {"type": "string"},
+                        "body_html": {"type": ["string", "null"]},
+                        "created_at": TIMESTAMP,
                     },
                 },
             },
         },
     },
+    "Suppression": {
+        "type": "object",
+        "required": ["suppressed", "reasons"],
+        "properties": {"suppressed": {"type": "boolean"}, "reasons": REASONS},
+    },
     "CustomerContext": {
         "type": "object",
-        "additionalProperties": True,
+        "required": ["id", "email", "metrics", "segment", "tier", "suppression"],
         "properties": {
-            "customer": {"type": "object"},
-            "metrics": {"type": ["object", "null"]},
-            "segment": {"type": ["string", "null"]},
-            "tier": {"type": ["string", "null"]},
-            "suppression": _ref("MarketingState"),
+            "id": {"type": "integer"},
+            "external_id": {"type": ["string", "null"]},
+            "email": {"type": "string", "format": "email"},
+            "name": {"type": "string"},
+            "metrics": {
+                "type": "object",
+                "description": "Money as decimal strings; scores null before a first order.",
+                "properties": {
+                    "orders_count": {"type": "integer"},
+                    "total_spent": {"type": "string"},
+                    "aov": {"type": "string"},
+                    "clv": {"type": "string"},
+                    "clv_percentile": {"type": ["number", "null"]},
+                    "recency_days": {"type": ["integer", "null"]},
+                    "frequency": {"type": "integer"},
+                    "monetary": {"type": "string"},
+                    "r": {"type": ["integer", "null"]},
+                    "f": {"type": ["integer", "null"]},
+                    "m": {"type": ["integer", "null"]},
+                    "first_order_at": NULLABLE_TIMESTAMP,
+                    "last_order_at": NULLABLE_TIMESTAMP,
+                    "as_of": NULLABLE_TIMESTAMP,
+                },
+            },
+            "segment": {
+                "type": ["object", "null"],
+                "properties": {
+                    "key": {"type": "string"},
+                    "label": {"type": "string"},
+                    "meaning": {"type": "string"},
+                },
+            },
+            "tier": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": ["string", "null"]},
+                    "since": NULLABLE_TIMESTAMP,
+                },
+            },
+            "loyalty": {"type": "object", "properties": {"points": {"type": "integer"}}},
+            "suppression": _ref("Suppression"),
         },
     },
     "EspEvent": {

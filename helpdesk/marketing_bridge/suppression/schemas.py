@@ -12,6 +12,7 @@ from marshmallow import (
     ValidationError,
     fields,
     post_load,
+    pre_load,
     validate,
     validates_schema,
 )
@@ -107,6 +108,10 @@ class EspEvent(Schema):
     order_id = ExternalRef(load_default=None)
     bounce_type = fields.String(load_default=None, validate=validate.OneOf(["hard", "soft"]))
 
+    @pre_load
+    def _strip(self, data, **kwargs):
+        return _strip_email(data)
+
     @validates_schema
     def _type_rules(self, data, **kwargs):
         if data.get("type") == "review" and data.get("rating") is None:
@@ -140,6 +145,10 @@ class ManualSuppression(Schema):
     )
     expires_on = fields.Date(load_default=None)
 
+    @pre_load
+    def _strip(self, data, **kwargs):
+        return _strip_email(data)
+
     @validates_schema
     def _future(self, data, **kwargs):
         if data.get("expires_on") is not None and data["expires_on"] <= utcnow().date():
@@ -154,6 +163,12 @@ class ManualSuppression(Schema):
             dt.datetime.combine(expires_on, dt.time.min) if expires_on is not None else None
         )
         return data
+
+
+def _strip_email(data):
+    if isinstance(data, dict) and isinstance(data.get("email"), str):
+        data = {**data, "email": data["email"].strip()}
+    return data
 
 
 def form_data(form) -> dict:

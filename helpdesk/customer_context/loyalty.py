@@ -15,7 +15,6 @@ from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 
 from helpdesk import events
 from helpdesk.customer_context.models import Customer, LoyaltyEntry, Order, Refund
@@ -81,12 +80,9 @@ def _existing(customer_id: int, reason: str, ref: str) -> LoyaltyEntry | None:
 
 
 def _add_once(entry: LoyaltyEntry) -> LoyaltyEntry:
-    """Insert a system entry; a concurrent duplicate (same customer, reason, ref) is a no-op."""
-    try:
-        with db.session.begin_nested():
-            db.session.add(entry)
-    except IntegrityError:
-        return _existing(entry.customer_id, entry.reason, entry.ref)
+    """Insert a system entry (callers checked it is not there; the unique key backs that up)."""
+    db.session.add(entry)
+    db.session.flush()
     return entry
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from flask import current_app, url_for
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select, union
 from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.exceptions import HTTPException
 
@@ -268,32 +268,38 @@ def search_customers(q: str, limit: int = 20) -> list[Customer]:
     if not q:
         return []
     limit = max(1, min(int(limit), 100))
-    conditions = [_prefix(Customer.email, q)]
+    # One branch per way of matching, each answered by its own index and capped at `limit`,
+    # united in one statement (an OR across columns would scan the whole customer table).
+    branches = [_prefix(Customer.email, q)]
     terms = q.split(" ")
     first, last = func.lower(Customer.first_name), func.lower(Customer.last_name)
     if len(terms) == 1:
-        conditions += [_prefix(first, q), _prefix(last, q)]
+        branches += [_prefix(first, q), _prefix(last, q)]
     else:
         head, tail = terms[0], " ".join(terms[1:])
-        conditions += [
+        branches += [
             and_(_prefix(first, head), _prefix(last, tail)),
             and_(_prefix(last, head), _prefix(first, tail)),
         ]
     if PHONE.match(q):
         digits = re.sub(r"\D", "", q)
         if len(digits) >= 4:
-            conditions += [_prefix(Customer.phone, digits), _prefix(Customer.phone, "+" + digits)]
+            branches += [_prefix(Customer.phone, digits), _prefix(Customer.phone, "+" + digits)]
+    selects = [select(Customer.id.label("id")).where(b).limit(limit) for b in branches]
     order_match = ORDER_NAME.match(q)
     if order_match:
         number = order_match.group(1)
-        conditions.append(
-            Customer.id.in_(select(Order.customer_id).where(Order.name.in_([f"#{number}", number])))
+        selects.append(
+            select(Order.customer_id.label("id"))
+            .where(Order.name.in_([f"#{number}", number]), Order.customer_id.is_not(None))
+            .limit(limit)
         )
+    matches = union(*(select(s.subquery().c.id) for s in selects)).subquery()
     return list(
         db.session.scalars(
             select(Customer)
             .options(joinedload(Customer.metrics))
-            .where(or_(*conditions))
+            .where(Customer.id.in_(select(matches.c.id)))
             .order_by(Customer.email)
             .limit(limit)
         ).unique()

@@ -134,11 +134,14 @@ TIER_CHANGES_SQL = """
       AND NOT EXISTS (SELECT 1 FROM rfm_scratch s WHERE s.customer_id = m.customer_id)
 """
 
+# ON CONFLICT rather than NOT EXISTS: an anti-join against the table being filled can turn
+# quadratic on PostgreSQL (the probe scans the rows this statement is inserting). "WHERE true"
+# lets SQLite parse ON CONFLICT after a SELECT.
 INSERT_MISSING_SQL = """
     INSERT INTO customer_metrics
         (customer_id, orders_count, total_spent, aov, clv, tier, tier_since, as_of, computed_at)
-    SELECT c.id, 0, 0, 0, 0, 'new', c.created_at, :as_of, :now FROM customer c
-    WHERE NOT EXISTS (SELECT 1 FROM customer_metrics m WHERE m.customer_id = c.id)
+    SELECT c.id, 0, 0, 0, 0, 'new', c.created_at, :as_of, :now FROM customer c WHERE true
+    ON CONFLICT (customer_id) DO NOTHING
 """
 
 UPDATE_SCORED_SQL = """
@@ -207,6 +210,8 @@ def recompute(as_of: dt.datetime | dt.date | None = None) -> RecomputeReport:
             text(_scoring_sql(dialect, settings)).bindparams(bindparam("cutoff", type_=DateTime())),
             {"cutoff": d.order_cutoff(as_of), "as_of_day": d.day_number(as_of)},
         )
+        if dialect == "postgresql":
+            conn.execute(text("ANALYZE rfm_scratch"))  # temp tables are never auto-analysed
         report.tier_changes = [
             (int(cid), old, new) for cid, old, new in conn.execute(text(TIER_CHANGES_SQL))
         ]

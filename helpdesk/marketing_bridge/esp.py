@@ -43,6 +43,9 @@ class EspBackend(Protocol):
     """Delivers one rendered message; returns the provider's id for it."""
 
     name: str
+    # True when send() has no effect outside this database (console): the dispatcher then
+    # records many outcomes per transaction instead of one.
+    local: bool
 
     def send(self, message: OutboundMessage) -> str: ...
 
@@ -55,6 +58,8 @@ class ConsoleBackend:
     """
 
     name = "console"
+    # Delivery is local (the row and the log): the dispatcher may batch many per transaction.
+    local = True
 
     def send(self, message: OutboundMessage) -> str:
         log.info(
@@ -73,6 +78,7 @@ class WebhookBackend:
     """POSTs signed JSON to the ESP's endpoint with an idempotency key and a timeout."""
 
     name = "webhook"
+    local = False
 
     def __init__(
         self,

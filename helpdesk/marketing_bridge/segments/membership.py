@@ -42,19 +42,17 @@ def refresh_segment(segment: Segment, now: dt.datetime | None = None) -> dict:
         SegmentMembership.exited_at.is_(None),
         SegmentMembership.customer_id == matching.c.customer_id,
     )
-    db.session.execute(
-        insert(SegmentMembership).from_select(
-            ["segment_id", "customer_id", "entered_at"],
-            select(literal(segment.id), matching.c.customer_id, literal(now)).where(
-                ~exists(member)
-            ),
-        )
-    )
-    # Counted, not taken from rowcount: drivers disagree on it for INSERT ... SELECT.
-    entered = db.session.scalar(
-        select(func.count(SegmentMembership.id)).where(
-            SegmentMembership.segment_id == segment.id, SegmentMembership.entered_at == now
-        )
+    entered = len(
+        db.session.execute(
+            insert(SegmentMembership)
+            .from_select(
+                ["segment_id", "customer_id", "entered_at"],
+                select(literal(segment.id), matching.c.customer_id, literal(now)).where(
+                    ~exists(member)
+                ),
+            )
+            .returning(SegmentMembership.id)
+        ).all()
     )
     segment.member_count = member_count(segment.id)
     segment.refreshed_at = now

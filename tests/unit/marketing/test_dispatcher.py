@@ -115,3 +115,33 @@ def test_batches_over_several_rounds(recording_backend):
     for m in messages:
         db.session.refresh(m)
         assert m.status == "sent"
+
+
+def test_console_batches_apply_every_gate_per_message(app):
+    """The console backend records many outcomes per transaction; each still gets its gate."""
+    from helpdesk.marketing_bridge.esp import ConsoleBackend, set_backend
+    from tests.factories.customer_context import CustomerFactory
+    from tests.factories.marketing_bridge import SuppressionFactory
+
+    set_backend(app, ConsoleBackend())
+    try:
+        eager = CustomerFactory()
+        promos = [OutboundMessageFactory(customer=eager, kind="promotional") for _ in range(6)]
+        blocked = CustomerFactory()
+        SuppressionFactory(customer_id=blocked.id, email=blocked.email, reason="open_ticket")
+        stopped = OutboundMessageFactory(customer=blocked, kind="behavioural")
+        shy = CustomerFactory(accepts_marketing=False)
+        no_consent = OutboundMessageFactory(customer=shy, kind="behavioural")
+        receipt = OutboundMessageFactory(customer=shy, kind="transactional")
+        result = dispatch_due()
+        for m in [*promos, stopped, no_consent, receipt]:
+            db.session.refresh(m)
+        # the cap (4 per window) counts the promotions sent earlier in the same batch
+        assert [m.status for m in promos] == ["sent"] * 4 + ["capped"] * 2
+        assert all(m.provider_id == f"console-{m.id}" for m in promos[:4])
+        assert stopped.status == "suppressed" and "open_ticket" in stopped.reason
+        assert no_consent.status == "suppressed" and no_consent.reason == "no consent"
+        assert receipt.status == "sent" and receipt.sent_at is not None
+        assert result.sent == 5 and result.capped == 2 and result.suppressed == 2
+    finally:
+        set_backend(app, None)

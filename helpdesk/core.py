@@ -22,6 +22,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from helpdesk.auth.access import public, role_required
 from helpdesk.config import ROOT
@@ -34,6 +35,18 @@ CSP = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+
+
+# The largest id an `integer` column holds on PostgreSQL (and SQLite's bound as well).
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in every route: ids past the database's integer range do not match (404)
+    instead of reaching the database and failing there with a 500."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,8 @@ def _error(status: int, message: str, fields: dict | None = None):
 def init_app(app: Flask) -> None:
     from helpdesk import webhooks  # noqa: F401  (registers the webhook_receipt table)
 
+    # Before any blueprint adds its rules: they compile against the converter they find.
+    app.url_map.converters["int"] = IdConverter
     app.register_blueprint(bp)
     app.jinja_env.globals["nav_items"] = nav_items
 

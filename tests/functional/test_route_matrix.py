@@ -11,6 +11,7 @@ are fine: the ids and bodies are dummies).
 from __future__ import annotations
 
 import pytest
+from werkzeug.routing.converters import NumberConverter
 
 from helpdesk.auth.models import ROLE_RANK, Role
 from tests.conftest import CSRF_META, PASSWORD, login
@@ -39,8 +40,7 @@ def _access(app, endpoint):
 def _url(app, rule):
     values = {}
     for arg, converter in rule._converters.items():
-        kind = type(converter).__name__
-        values[arg] = 999999 if kind in ("IntegerConverter", "NumberConverter") else "x"
+        values[arg] = 999999 if isinstance(converter, NumberConverter) else "x"
     with app.test_request_context():
         return app.url_map.bind("localhost").build(rule.endpoint, values, method=None)
 

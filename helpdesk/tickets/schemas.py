@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from marshmallow import RAISE, Schema, fields, pre_load, validate
 
 from helpdesk.tickets.models import CATEGORIES, CHANNELS
 
 SUBJECT_MAX = 255
 BODY_MAX = 100_000
+
+
+class UtcDateTime(fields.DateTime):
+    """Naive UTC from the database as RFC 3339 with a `Z` (what the OpenAPI `date-time` means)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat() + "Z"
 
 
 def _strip_strings(data):
@@ -55,7 +68,7 @@ class MessageOut(Schema):
     author_name = fields.Method("get_author_name")
     body_text = fields.String()
     body_html = fields.String(allow_none=True)
-    created_at = fields.DateTime(format="iso")
+    created_at = UtcDateTime(format="iso")
 
     def get_author_name(self, message):
         if message.author_type == "agent" and message.author_agent is not None:
@@ -81,10 +94,10 @@ class TicketOut(Schema):
     related_order_id = fields.Integer(allow_none=True)
     merged_into_id = fields.Integer(allow_none=True)
     follow_up_of_id = fields.Integer(allow_none=True)
-    created_at = fields.DateTime(format="iso")
-    updated_at = fields.DateTime(format="iso")
-    first_response_due_at = fields.DateTime(format="iso", allow_none=True)
-    resolution_due_at = fields.DateTime(format="iso", allow_none=True)
-    first_responded_at = fields.DateTime(format="iso", allow_none=True)
-    solved_at = fields.DateTime(format="iso", allow_none=True)
-    closed_at = fields.DateTime(format="iso", allow_none=True)
+    created_at = UtcDateTime(format="iso")
+    updated_at = UtcDateTime(format="iso")
+    first_response_due_at = UtcDateTime(format="iso", allow_none=True)
+    resolution_due_at = UtcDateTime(format="iso", allow_none=True)
+    first_responded_at = UtcDateTime(format="iso", allow_none=True)
+    solved_at = UtcDateTime(format="iso", allow_none=True)
+    closed_at = UtcDateTime(format="iso", allow_none=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -51,6 +52,23 @@ def _first_error(messages: dict) -> dict[str, str]:
 @bp.app_template_global("suppression_reason_label")
 def suppression_reason_label(reason: str) -> str:
     return LABELS.get(reason, reason)
+
+
+@bp.app_template_global("suppression_customer_url")
+def suppression_customer_url(customer_id: int | None) -> str | None:
+    """The customer page, when the customers feature serves one."""
+    if customer_id is None or "customers.show" not in current_app.view_functions:
+        return None
+    return url_for("customers.show", customer_id=customer_id)
+
+
+@bp.app_template_global("suppression_source_url")
+def suppression_source_url(source_ref: str | None) -> str | None:
+    """A link for a row's source: "ticket:12" opens the ticket."""
+    kind, _, ident = (source_ref or "").partition(":")
+    if kind == "ticket" and ident.isdigit() and "tickets.show" in current_app.view_functions:
+        return url_for("tickets.show", ticket_id=int(ident))
+    return None
 
 
 def _list_context() -> dict:

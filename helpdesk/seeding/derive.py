@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import select
 
+from helpdesk import events
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
 
@@ -57,6 +58,7 @@ SEGMENTS = Hook("segments", "helpdesk.marketing_bridge.segments", "refresh_all")
 # The scheduled job that rebuilds open_ticket suppressions, run once in this transaction.
 SUPPRESSION_RECONCILE_JOB = "suppression.reconcile"
 
+TICKET_PAGE = 500  # open tickets loaded per query while applying the escalation rules
 UNSUBSCRIBED_SHARE = 0.08  # of customers who do not accept marketing
 BOUNCED_SHARE = 0.01  # of all customers
 
@@ -112,7 +114,11 @@ def _recompute_metrics(now: dt.datetime) -> StepResult:
     recompute_all = resolve(METRICS)
     if recompute_all is None:
         return StepResult(METRICS.label, False, "not available")
-    return StepResult(METRICS.label, True, f"{recompute_all(as_of=now)} customers")
+    # The seeded history already happened: customers reached their tiers in the past, so this
+    # first scoring must not send tier-upgrade welcomes for those old crossings.
+    with events.tier_changed.muted():
+        scored = recompute_all(as_of=now)
+    return StepResult(METRICS.label, True, f"{scored} customers (tier welcomes not sent)")
 
 
 def _escalate_open_tickets(first_ticket_id: int) -> StepResult:
@@ -130,10 +136,15 @@ def _escalate_open_tickets(first_ticket_id: int) -> StepResult:
         .where(Ticket.id >= first_ticket_id, Ticket.status.in_(OPEN_STATUSES))
         .order_by(Ticket.id)
     ).all()
-    for ticket_id in ids:
-        ticket = db.session.get(Ticket, ticket_id)
-        if evaluate(ticket, "ticket_opened", cache=cache, now=utcnow()) is not None:
-            raised += 1
+    for start in range(0, len(ids), TICKET_PAGE):
+        page = db.session.scalars(
+            select(Ticket)
+            .where(Ticket.id.in_(ids[start : start + TICKET_PAGE]))
+            .order_by(Ticket.id)
+        ).all()
+        for ticket in page:
+            if evaluate(ticket, "ticket_opened", cache=cache, now=utcnow()) is not None:
+                raised += 1
     return StepResult(ESCALATE.label, True, f"{raised} raised on {len(ids)} open tickets")
 
 

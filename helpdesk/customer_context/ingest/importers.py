@@ -404,26 +404,45 @@ def _load_rows(
 
 
 def _order_groups(rows: CsvRows, key: str, build) -> Iterator[tuple[list, object]]:
+    """Each order's rows with its parsed PendingOrder or the RowProblem that stops it."""
     seen: set[str] = set()
+    first_row_of_id: dict[str, int] = {}
     for value, group in _consecutive(rows, key):
+        first = group[0][0]
         if value is None:
-            yield group, RowProblem(group[0][0], f"row {group[0][0]}: {key}: missing")
+            label = rows.labels.get(key, key)
+            yield group, RowProblem(first, f"row {first}: {label}: missing")
             continue
         if value in seen:
             yield (
                 group,
                 RowProblem(
-                    group[0][0],
-                    f"row {group[0][0]}: {key} {value} appeared earlier in the file; "
-                    "the rows of one order must be consecutive",
+                    first,
+                    f"row {first}: {rows.labels.get(key, key)} {value} appeared earlier in the "
+                    "file; the rows of one order must be consecutive",
                 ),
             )
             continue
         seen.add(value)
         try:
-            yield group, build(group, rows.labels)
+            parsed = build(group, rows.labels)
         except RowProblem as problem:
             yield group, problem
+            continue
+        external_id = parsed.data.external_id
+        if external_id and external_id in first_row_of_id and key != "order_id":
+            yield (
+                group,
+                RowProblem(
+                    first,
+                    f"row {first}: Id {external_id} is already the id of the order at row "
+                    f"{first_row_of_id[external_id]}",
+                ),
+            )
+            continue
+        if external_id:
+            first_row_of_id[external_id] = first
+        yield group, parsed
 
 
 def _transaction_order(group: list[tuple[int, dict]], labels: dict[str, str]) -> PendingOrder:

@@ -425,3 +425,58 @@ def test_customer_export_never_overwrites_newer_store_data(shopify):
 
     assert report.outcomes["stale"] == 1
     assert _customer("bob.norman@example.com").tags == []  # the webhook's (newer) data stays
+
+
+# --- failures inside a batch ---------------------------------------------------------------
+
+
+def test_a_failing_order_in_a_batch_rolls_back_alone(write_csv, signals):
+    """A receiver failing on one order: the batch is replayed order by order; only that
+    order (with the customer it created) is missing, the others are imported."""
+    from helpdesk import events
+
+    def refuse(sender, order, customer, **kwargs):
+        if order.external_id == "O2":
+            raise RuntimeError("handler refused O2")
+
+    events.order_placed.connect(refuse)
+    try:
+        path = write_csv(f"""
+            {HEADER}
+            c1,a@example.com,O1,2024-01-01,10.00,A,1,x
+            c2,b@example.com,O2,2024-01-02,20.00,A,1,x
+            c2,b@example.com,O2,2024-01-02,20.00,B,1,x
+            c3,c@example.com,O3,2024-01-03,30.00,A,1,x
+        """)
+        report = import_transactions(path)
+    finally:
+        events.order_placed.disconnect(refuse)
+
+    assert report.outcomes == {"created": 2}
+    [(row, message)] = report.errors
+    assert row == 3 and "order #O2 (rows 3-4) not imported: RuntimeError: handler refused O2" in (
+        message
+    )
+    assert report.failed_rows == 2
+    assert {o.external_id for o in db.session.scalars(select(Order))} == {"O1", "O3"}
+    assert {c.email for c in db.session.scalars(select(Customer))} == {
+        "a@example.com",
+        "c@example.com",
+    }
+    assert len(_order("O1").lines) == 1
+
+
+def test_duplicate_order_id_under_two_names_fails_only_the_second(write_csv):
+    path = write_csv("""
+        Name,Email,Total,Created at,Lineitem quantity,Lineitem name,Id
+        #1,a@example.com,10.00,2024-01-01 10:00:00 +0000,1,Thing,500
+        #2,b@example.com,20.00,2024-01-02 10:00:00 +0000,1,Thing,500
+        #3,c@example.com,30.00,2024-01-03 10:00:00 +0000,1,Thing,501
+    """)
+
+    report = import_shopify_orders(path, batch_size=10)
+
+    assert report.outcomes == {"created": 2}
+    [(row, message)] = report.errors
+    assert row == 3 and "Id 500 is already the id of the order at row 2" in message
+    assert _order("500").name == "#1"

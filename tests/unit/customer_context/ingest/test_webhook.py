@@ -540,3 +540,34 @@ def test_unset_secret_refuses_every_delivery(app, shopify, monkeypatch):
     monkeypatch.setitem(app.config, "SHOPIFY_WEBHOOK_SECRET", "")
     response = shopify.post("customers/create", shopify_payload("customer"))
     assert response.status_code == 401
+
+
+def test_refunds_embedded_in_an_order_update_are_recorded_once(shopify, signals):
+    shopify.post("orders/create", shopify_payload("order"))
+    updated = shopify_payload("order")
+    updated["updated_at"] = "2016-06-20T13:40:00-04:00"
+    updated["financial_status"] = "partially_refunded"
+    updated["refunds"] = [shopify_payload("refund")]
+
+    shopify.post("orders/updated", updated)
+    shopify.post("refunds/create", shopify_payload("refund"))  # the same refund, separately
+
+    refunds = db.session.scalars(select(Refund)).all()
+    assert [r.amount for r in refunds] == [Decimal("209.00")]
+    assert len(signals.of("order_refunded")) == 1
+    assert _one(Order, Order.external_id == "450789469").financial_status == "partially_refunded"
+
+
+def test_a_concurrent_conflict_is_409_for_shopify_to_retry(shopify, monkeypatch):
+    from sqlalchemy.exc import IntegrityError
+
+    from helpdesk.customer_context.ingest import shopify as topics
+
+    def clash(payload):
+        raise IntegrityError("INSERT", {}, Exception("duplicate key"))
+
+    monkeypatch.setitem(topics.TOPICS, "orders/create", clash)
+    response = shopify.post("orders/create", shopify_payload("order"), webhook_id="race-1")
+
+    assert response.status_code == 409
+    assert table_counts()["webhook_receipt"] == 0

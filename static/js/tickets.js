@@ -24,36 +24,56 @@
   });
 
   // --- queue: a keyboard cursor over the rows ------------------------------------------------
-  var cursor = -1;
+  // The cursor remembers the ticket, not the position, so a table refresh (search, bulk
+  // action) keeps it on the same ticket when that ticket is still listed.
+  var cursorTicket = null;
 
   function rows() {
     return Array.prototype.slice.call(document.querySelectorAll("#queue-table tr.queue-row"));
   }
 
+  function cursorIndex(all) {
+    for (var i = 0; i < all.length; i++) {
+      if (all[i].getAttribute("data-ticket-id") === cursorTicket) return i;
+    }
+    return -1;
+  }
+
+  function paintCursor(all, index) {
+    all.forEach(function (row, i) { row.classList.toggle("is-cursor", i === index); });
+    cursorTicket = index >= 0 ? all[index].getAttribute("data-ticket-id") : null;
+    if (index >= 0) all[index].scrollIntoView({ block: "nearest" });
+  }
+
   function moveCursor(step) {
     var all = rows();
     if (!all.length) return;
-    cursor = Math.max(0, Math.min(all.length - 1, cursor + step));
-    all.forEach(function (row, i) { row.classList.toggle("is-cursor", i === cursor); });
-    all[cursor].scrollIntoView({ block: "nearest" });
+    var index = cursorIndex(all);
+    index = index < 0 ? (step > 0 ? 0 : all.length - 1) : Math.max(0, Math.min(all.length - 1, index + step));
+    paintCursor(all, index);
   }
 
   document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.target && event.target.id === "queue-table") cursor = -1;
+    if (!event.target || event.target.id !== "queue-table") return;
+    var all = rows();
+    var index = cursorIndex(all);
+    if (index >= 0) paintCursor(all, index);
+    else cursorTicket = null;
   });
 
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
     if (!document.getElementById("queue-table")) return;
     var all = rows();
+    var row = all[cursorIndex(all)];
     if (event.key === "j") { event.preventDefault(); moveCursor(1); }
     else if (event.key === "k") { event.preventDefault(); moveCursor(-1); }
-    else if ((event.key === "o" || event.key === "Enter") && all[cursor]) {
+    else if ((event.key === "o" || event.key === "Enter") && row) {
       event.preventDefault();
-      all[cursor].querySelector("a.queue-link").click();
-    } else if (event.key === "x" && all[cursor]) {
+      row.querySelector("a.queue-link").click();
+    } else if (event.key === "x" && row) {
       event.preventDefault();
-      var box = all[cursor].querySelector('input[name="ticket_ids"]');
+      var box = row.querySelector('input[name="ticket_ids"]');
       if (box) box.checked = !box.checked;
     }
   });

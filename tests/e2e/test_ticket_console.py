@@ -72,7 +72,8 @@ def test_agent_works_a_ticket_with_keyboard_and_htmx(page, live_server, e2e_db):
     assert page.locator("tr.queue-row").count() == 1
 
     # j then o opens the highlighted ticket (a boosted, no-reload navigation).
-    page.keyboard.press("Escape")
+    page.keyboard.press("Escape")  # leaves the search box (its change event refreshes once)
+    page.wait_for_load_state("networkidle")
     page.keyboard.press("j")
     page.keyboard.press("o")
     page.wait_for_url(f"**/tickets/{ticket.id}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -104,6 +105,8 @@ def demo(host: str, port: int, instance_dir: Path, no_serve: bool):
     from helpdesk.seeding.demo import DEMO_LOGINS, prepare_demo, serve
 
     click.echo(f"Preparing the demo in {instance_dir} ...")
+    if os.environ.get("DATABASE_URL"):
+        click.echo("Note: the demo ignores DATABASE_URL and uses its own SQLite database.")
     try:
         setup = prepare_demo(instance_dir, progress=click.echo)
     except Exception as exc:

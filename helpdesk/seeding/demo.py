@@ -70,7 +70,9 @@ def secret_key(instance: Path) -> str:
 def demo_app(instance: Path) -> tuple[Flask, str]:
     """The app as the demo runs it: plain-http cookies, persistent key, embedded database."""
     instance.mkdir(parents=True, exist_ok=True)
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{(instance / DATABASE_FILE).resolve()}"
+    # Always the embedded database, never DATABASE_URL: the demo creates logins with published
+    # passwords, which must not land in a real database by accident.
+    url = f"sqlite:///{(instance / DATABASE_FILE).resolve()}"
     app = create_app(
         {
             "DATABASE_URL": url,

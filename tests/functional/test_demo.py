@@ -17,8 +17,11 @@ from helpdesk.seeding import DEMO_PARAMS
 from helpdesk.seeding.demo import DEMO_LOGINS
 
 
-def run_demo(instance: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HELPDESK_SECRET_KEY")}
+def run_demo(instance: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HELPDESK_SECRET_KEY")},
+        **(env or {}),
+    }
     return subprocess.run(  # noqa: S603 - fixed argv: this interpreter and our CLI
         [sys.executable, "-m", "helpdesk.cli", "demo", "--instance-dir", str(instance), *extra],
         capture_output=True,
@@ -75,8 +78,11 @@ def test_second_run_reuses_everything(first_run):
     database = instance / "helpdesk.db"
     tickets, agents = count(database, "ticket"), count(database, "agent")
 
-    again = run_demo(instance, "--no-serve")
+    # A DATABASE_URL in the environment never redirects the demo (its logins are public).
+    elsewhere = {"DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/not-the-demo"}
+    again = run_demo(instance, "--no-serve", env=elsewhere)
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "ignores DATABASE_URL" in again.stdout
     assert "Reusing the existing demo data" in again.stdout
     assert "Seeded" not in again.stdout
     assert DEMO_LOGINS[0].email in again.stdout  # logins are printed on every start

@@ -26,8 +26,10 @@ def cart_recovery() -> dict:
 def flows() -> dict:
     """Flow upkeep: enrol At risk / Lapsed / Lost customers, advance or complete enrolments."""
     from helpdesk.marketing_bridge.flows import engine, winback
+    from helpdesk.marketing_bridge.templates_store import ensure_default_templates
 
     engine.ensure_default_flows()
+    ensure_default_templates()
     counts = winback.enroll_segment_flows()
     counts.update(engine.advance_enrollments())
     return counts

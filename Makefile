@@ -63,4 +63,5 @@ migrate: $(STAMP) ## Generate a migration from the models: make migrate MESSAGE=
 	$(BIN)/helpdesk db migrate -m "$(MESSAGE)"
 
 upgrade: $(STAMP) ## Apply migrations to DATABASE_URL (default: SQLite under instance/)
+	@mkdir -p instance
 	$(BIN)/helpdesk db upgrade

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 
 from helpdesk import config as settings
 from helpdesk.extensions import db
@@ -68,7 +69,11 @@ def _print_report(report: SeedReport) -> None:
 @with_appcontext
 def seed(customers: int, orders: int, tickets: int, seed_value: int, products: int | None):
     """Fill an empty database with a synthetic store (bulk-loaded; COPY on PostgreSQL)."""
-    if not inspect(db.engine).has_table("customer"):
+    try:
+        migrated = inspect(db.engine).has_table("customer")
+    except OperationalError as exc:
+        raise click.ClickException(f"Cannot open the database: {exc.orig}") from None
+    if not migrated:
         raise click.ClickException("The database has no tables yet: run `helpdesk db upgrade`.")
     try:
         params = SeedParams(customers, orders, tickets, seed=seed_value, products=products)

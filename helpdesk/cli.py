@@ -15,6 +15,7 @@ from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from helpdesk.app import create_app
+from helpdesk.bench.cli import bench
 from helpdesk.seeding.cli import demo, seed
 
 
@@ -25,6 +26,7 @@ def main():
 
 main.add_command(demo)  # the seeded demo console: migrate, seed, logins, scheduler, serve
 main.add_command(seed)  # synthetic store data at any size
+main.add_command(bench)  # the performance figures of docs/performance.md
 
 
 @main.command()

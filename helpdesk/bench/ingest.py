@@ -1,0 +1,170 @@
+"""Ingestion: a new order by signed Shopify webhook (in-process, to committed) and the
+`helpdesk import transactions` CLI on a generated CSV (in a subprocess, for its peak RSS)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import hmac
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from helpdesk.bench.stats import Latency, StatementCounter, rusage_peak_mb
+from helpdesk.extensions import db
+
+CATEGORIES = ("coffee", "equipment", "homeware", "subscriptions")
+TRANSACTION_COLUMNS = (
+    "customer_id",
+    "email",
+    "order_id",
+    "placed_at",
+    "total",
+    "sku",
+    "quantity",
+    "category",
+)
+
+
+def _order_payload(run: str, n: int, customer, rng: random.Random, now_iso: str) -> dict:
+    lines = [
+        {
+            "id": int(f"9{n:07d}{i}"),
+            "sku": f"BENCH-{rng.randrange(1, 40):03d}",
+            "title": "Bench item",
+            "quantity": rng.randint(1, 3),
+            "price": f"{rng.uniform(5, 90):.2f}",
+        }
+        for i in range(rng.randint(1, 3))
+    ]
+    total = sum(float(line["price"]) * line["quantity"] for line in lines)
+    return {
+        "id": f"bench-{run}-{n}",
+        "name": f"#B{run[-6:]}{n}",
+        "email": customer.email,
+        "customer": {"id": customer.external_id, "email": customer.email}
+        if customer.external_id
+        else {"email": customer.email},
+        "created_at": now_iso,
+        "updated_at": now_iso,
+        "financial_status": "paid",
+        "currency": "GBP",
+        "total_price": f"{total:.2f}",
+        "line_items": lines,
+        "source_name": "web",
+    }
+
+
+def webhook_orders(app: Flask, secret: str, samples: int, rng: random.Random, run: str) -> dict:
+    """Signed orders/create deliveries for random existing customers, each to its commit."""
+    from helpdesk.customer_context.models import Customer
+
+    with app.app_context():
+        count = db.session.scalar(select(func.count(Customer.id))) or 0
+        customers = []
+        for _ in range(samples + 3):
+            customers.append(
+                db.session.execute(
+                    select(Customer.email, Customer.external_id)
+                    .order_by(Customer.id)
+                    .offset(rng.randrange(max(1, count)))
+                    .limit(1)
+                ).first()
+            )
+        db.session.rollback()
+    client = app.test_client()
+    now_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    times, statements = [], []
+    with app.app_context(), StatementCounter(db.engine) as counter:
+        for n, customer in enumerate(customers):
+            body = json.dumps(_order_payload(run, n, customer, rng, now_iso)).encode()
+            signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
+            headers = {
+                "X-Shopify-Topic": "orders/create",
+                "X-Shopify-Hmac-Sha256": signature.decode(),
+                "X-Shopify-Webhook-Id": f"bench-{run}-{n}",
+                "Content-Type": "application/json",
+            }
+            counter.measure()
+            started = time.perf_counter()
+            response = client.post("/webhooks/shopify", data=body, headers=headers)
+            elapsed = time.perf_counter() - started
+            queries = counter.stop()
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"The orders/create webhook answered {response.status_code}: "
+                    f"{response.get_data(as_text=True)[:300]}"
+                )
+            if n >= 3:  # the first deliveries warm the pool and the schemas
+                times.append(elapsed)
+                statements.append(queries)
+    return {**asdict(Latency.of(times)), "queries_max": max(statements)}
+
+
+def write_transactions_csv(path: Path, lines: int, run: str, rng: random.Random) -> int:
+    """A transactions CSV of `lines` order lines (1-3 lines per order, ~5 orders a customer)."""
+    written = 0
+    order = 0
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(TRANSACTION_COLUMNS)
+        while written < lines:
+            order += 1
+            customer = order // 5
+            per_order = min(rng.randint(1, 3), lines - written)
+            placed = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T10:00:00Z"
+            total = f"{rng.uniform(10, 240):.2f}"
+            for line in range(per_order):
+                out.writerow(
+                    [
+                        f"imp-{run}-{customer}",
+                        f"imp-{run}-{customer}@import.bench.invalid",
+                        f"IMP-{run}-{order}",
+                        placed,
+                        total if line == 0 else "",
+                        f"IMP-SKU-{rng.randrange(1, 60):03d}",
+                        rng.randint(1, 3),
+                        rng.choice(CATEGORIES),
+                    ]
+                )
+                written += 1
+    return order
+
+
+def csv_import(database_url: str, lines: int, workdir: Path, run: str, rng: random.Random):
+    """Run `helpdesk import transactions` on `lines` generated lines; rows/s and peak RSS."""
+    path = workdir / f"bench-transactions-{run}.csv"
+    orders = write_transactions_csv(path, lines, run, rng)
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "helpdesk.cli", "import", "transactions", str(path)]
+    log_path = workdir / f"bench-import-{run}.log"
+    started = time.perf_counter()
+    with log_path.open("w", encoding="utf-8") as log:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+            command, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        _pid, status, rusage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    path.unlink(missing_ok=True)
+    tail = log_path.read_text(encoding="utf-8")[-600:]
+    if process.returncode != 0:
+        raise RuntimeError(f"helpdesk import transactions exited {process.returncode}: {tail}")
+    log_path.unlink(missing_ok=True)
+    return {
+        "lines": lines,
+        "orders": orders,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(lines / seconds, 1),
+        "peak_rss_mb": rusage_peak_mb(rusage),
+        "summary": tail.strip().splitlines()[-1] if tail.strip() else "",
+    }

@@ -5,10 +5,6 @@
 
   document.documentElement.classList.add("js");
 
-  // htmx copies "style" between old and new elements while settling; with the CSP's
-  // style-src 'self' that is a blocked inline style (Chromium marks inputs with style="").
-  if (window.htmx) window.htmx.config.attributesToSettle = ["class", "width", "height"];
-
   function typing(target) {
     var tag = (target.tagName || "").toLowerCase();
     return tag === "input" || tag === "textarea" || tag === "select" || target.isContentEditable;

@@ -312,7 +312,7 @@ def search_customers(q: str, limit: int = 20) -> list[Customer]:
 @dataclass
 class TimelineItem:
     at: dt.datetime
-    kind: str  # order | cancellation | refund | loyalty | review | ticket
+    kind: str  # order | cancellation | refund | loyalty | review | ticket | message
     title: str
     detail: str = ""
     url: str | None = None
@@ -334,7 +334,8 @@ def _money(value, currency: str) -> str:
 
 
 def customer_timeline(customer_id: int, limit: int = 50) -> list[TimelineItem]:
-    """Orders, refunds, tickets, loyalty entries and reviews, newest first (constant queries)."""
+    """Orders, refunds, tickets, messages, loyalty and reviews, newest first (constant queries)."""
+    from helpdesk.marketing_bridge.queries import customer_messages
     from helpdesk.tickets.queries import customer_tickets
 
     items: list[TimelineItem] = []
@@ -396,6 +397,17 @@ def customer_timeline(customer_id: int, limit: int = 50) -> list[TimelineItem]:
                 f"Ticket #{ticket.id}: {ticket.subject}",
                 url=_ticket_url(ticket.id),
                 badge=ticket.status,
+            )
+        )
+    for message in customer_messages(customer_id, limit):
+        items.append(
+            TimelineItem(
+                message.sent_at or message.send_after,
+                "message",
+                message.subject or message.template,
+                f"{message.kind} · {message.template}"
+                + (f" · {message.reason}" if message.reason else ""),
+                badge=message.status,
             )
         )
     items.sort(key=lambda item: item.at, reverse=True)

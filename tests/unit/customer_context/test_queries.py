@@ -28,6 +28,7 @@ from tests.factories.customer_context import (
     RefundFactory,
     ReviewFactory,
 )
+from tests.factories.marketing_bridge import OutboundMessageFactory
 from tests.factories.tickets import TicketFactory
 
 
@@ -198,8 +199,17 @@ def test_timeline_merges_everything_newest_first():
     loyalty.adjust_points(customer, 25, "gesture", note="sorry")
     ReviewFactory(customer=customer, rating=2, received_at=now - dt.timedelta(days=3))
     ticket = TicketFactory(customer=customer, created_at=now - dt.timedelta(days=2))
+    OutboundMessageFactory(
+        customer=customer,
+        email=customer.email,
+        subject="Your order has shipped",
+        status="sent",
+        send_after=now - dt.timedelta(days=4, hours=12),
+        sent_at=now - dt.timedelta(days=4, hours=12),
+    )
     items = customer_timeline(customer.id, limit=10)
-    assert [i.kind for i in items] == ["loyalty", "ticket", "review", "refund", "order"]
+    assert [i.kind for i in items] == ["loyalty", "ticket", "review", "refund", "message", "order"]
+    assert items[4].title == "Your order has shipped" and items[4].badge == "sent"
     assert items[1].title.startswith(f"Ticket #{ticket.id}")
     assert items[1].url.endswith(f"/tickets/{ticket.id}")
     assert customer_timeline(customer.id, limit=2)[1].kind == "ticket"

@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 from marshmallow import ValidationError, validate
 
 SENDER = "customer_context"
+UNRESOLVED = object()  # "look it up yourself", distinct from a looked-up None
 T = TypeVar("T")
 _EMAIL = validate.Email()
 

@@ -12,6 +12,7 @@ from helpdesk.customer_context.models import Customer
 from helpdesk.customer_context.schemas import CustomerData, Touch
 from helpdesk.customer_context.services.common import (
     SENDER,
+    UNRESOLVED,
     CustomerContextError,
     Outcome,
     assign,
@@ -81,9 +82,14 @@ def create_customers(refs: list[CustomerData]) -> dict[str, Customer]:
             "first_name": (ref.first_name or "")[:120],
             "last_name": (ref.last_name or "")[:120],
             "phone": (ref.phone or None) and ref.phone[:40],
-            "accepts_marketing": False,
-            "tags": [],
-            "created_at": now,
+            "accepts_marketing": bool(ref.accepts_marketing),
+            "marketing_updated_at": (
+                None if ref.accepts_marketing is None else ref.marketing_updated_at or now
+            ),
+            "tags": ref.tags or [],
+            "note": ref.note,
+            "created_at": ref.created_at or now,
+            "source_updated_at": ref.updated_at,
         }
         for ref in refs
     ]
@@ -111,9 +117,13 @@ def fill_customer(customer: Customer, first_name="", last_name="", phone=None, e
         customer.phone = phone[:40]
 
 
-def upsert_customer(data: CustomerData) -> Outcome[Customer]:
-    """Create or update a customer from the source's record (stale updates are ignored)."""
-    customer = find_customer(data.external_id, data.email)
+def upsert_customer(
+    data: CustomerData, *, existing: Customer | None | object = UNRESOLVED
+) -> Outcome[Customer]:
+    """Create or update a customer from the source's record (stale updates are ignored).
+
+    `existing` may be passed when the caller already looked the customer up (importers)."""
+    customer = find_customer(data.external_id, data.email) if existing is UNRESOLVED else existing
     if customer is None:
         if not data.email:
             return Outcome(None, "skipped", "a customer without an email address is not stored")

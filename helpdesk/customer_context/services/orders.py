@@ -12,7 +12,6 @@ from decimal import Decimal
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import make_transient_to_detached, selectinload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from helpdesk import events
 from helpdesk.customer_context.models import (
@@ -27,6 +26,7 @@ from helpdesk.customer_context.schemas import FulfillmentData, LineData, OrderDa
 from helpdesk.customer_context.services.catalogue import ProductMatcher
 from helpdesk.customer_context.services.common import (
     SENDER,
+    UNRESOLVED,
     CustomerContextError,
     Outcome,
     assign,
@@ -40,8 +40,7 @@ from helpdesk.customer_context.services.customers import (
 from helpdesk.database import money, utcnow
 from helpdesk.extensions import db
 
-UNRESOLVED = object()
-IN_CHUNK = 500  # ids per IN (...) look-up  # "look it up yourself", distinct from a looked-up None
+IN_CHUNK = 500  # ids per IN (...) look-up
 FAILED_FULFILLMENTS = {"cancelled", "failure", "error"}
 
 

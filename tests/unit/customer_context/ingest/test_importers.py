@@ -480,3 +480,24 @@ def test_duplicate_order_id_under_two_names_fails_only_the_second(write_csv):
     [(row, message)] = report.errors
     assert row == 3 and "Id 500 is already the id of the order at row 2" in message
     assert _order("500").name == "#1"
+
+
+def test_customer_export_listing_a_customer_twice_creates_then_updates(write_csv):
+    path = write_csv("""
+        Customer ID,First Name,Last Name,Email,Accepts Email Marketing,Tags
+        1,Ann,Old,ann@example.com,no,
+        2,Ben,B,ben@example.com,yes,
+        1,Ann,New,ANN@example.com,yes,vip
+    """)
+
+    report = import_shopify_customers(path, batch_size=10)
+
+    assert report.outcomes == {"created": 2, "updated": 1}
+    ann = _customer("ann@example.com")
+    assert (ann.external_id, ann.last_name, ann.accepts_marketing, ann.tags) == (
+        "1",
+        "New",
+        True,
+        ["vip"],
+    )
+    assert table_counts()["customer"] == 2

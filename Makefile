@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
+SIZE ?= small
+BENCH_DB ?= bench-data/$(SIZE).db
 PG_HOST ?= 127.0.0.1
 PG_PORT ?= 5432
 PG_USER ?= postgres
@@ -14,7 +17,7 @@ PSQL := psql -h $(PG_HOST) -p $(PG_PORT) -U $(PG_USER) -d postgres -v ON_ERROR_S
 MESSAGE ?= schema change
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-reset test test-pg lint format migrate upgrade
+.PHONY: help install demo demo-reset test test-pg lint format migrate upgrade bench
 
 help: ## List the targets
 	@echo "helpdesk: make <target>"
@@ -32,6 +35,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the project with its dev extras
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
 
 demo: $(STAMP) ## Install if needed, then run the seeded demo on http://127.0.0.1:5000
 	$(BIN)/helpdesk demo
@@ -65,3 +72,11 @@ migrate: $(STAMP) ## Generate a migration from the models: make migrate MESSAGE=
 upgrade: $(STAMP) ## Apply migrations to DATABASE_URL (default: SQLite under instance/)
 	@mkdir -p instance
 	$(BIN)/helpdesk db upgrade
+
+bench: $(BENCH_STAMP) ## Measure the performance figures: make bench SIZE=tiny|small|medium [DATABASE_URL=...]
+	@mkdir -p bench-data
+	@if [ -n "$$DATABASE_URL" ]; then url="$$DATABASE_URL"; reuse=""; \
+	else url="sqlite:///$(CURDIR)/$(BENCH_DB)"; reuse=$$([ -f "$(BENCH_DB)" ] && echo --reuse); fi; \
+	echo "helpdesk bench --size $(SIZE) on $$url $$reuse"; \
+	DATABASE_URL="$$url" $(BIN)/helpdesk bench --size $(SIZE) --json bench-data/$(SIZE).json \
+		$$reuse $(BENCH_ARGS)

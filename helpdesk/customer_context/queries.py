@@ -346,12 +346,9 @@ def customer_timeline(customer_id: int, limit: int = 50) -> list[TimelineItem]:
         .limit(limit)
     ).all()
     for o in orders:
-        status = ", ".join(s for s in (o.financial_status, o.fulfillment_status) if s)
-        items.append(
-            TimelineItem(
-                o.placed_at, "order", f"Order {o.name}", _money(o.total, o.currency), badge=status
-            )
-        )
+        status = [s.replace("_", " ") for s in (o.financial_status, o.fulfillment_status) if s]
+        detail = " · ".join([_money(o.total, o.currency), *status])
+        items.append(TimelineItem(o.placed_at, "order", f"Order {o.name}", detail))
         if o.cancelled_at:
             items.append(TimelineItem(o.cancelled_at, "cancellation", f"Order {o.name} cancelled"))
     refunds = db.session.execute(

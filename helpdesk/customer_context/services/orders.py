@@ -83,11 +83,15 @@ def resolve_order_customer(data: OrderData) -> Customer | None:
     return None
 
 
+LINE_KEY = ("external_id", "product_id", "sku", "title", "quantity")
+
+
 def _line_key(lines: list[OrderLine]) -> list[tuple]:
-    return [
-        (line.external_id, line.product_id, line.sku, line.title, line.quantity, money(line.price))
-        for line in lines
-    ]
+    return [(*(getattr(ln, k) for k in LINE_KEY), money(ln.price)) for ln in lines]
+
+
+def _values_key(lines: list[dict]) -> list[tuple]:
+    return [(*(ln[k] for k in LINE_KEY), ln["price"]) for ln in lines]
 
 
 def _line_values(line: LineData, products: ProductMatcher) -> dict:
@@ -199,9 +203,9 @@ def upsert_order(
     else:
         was_cancelled = order.cancelled_at is not None
         changed = assign(order, **values)
-        lines = [_build_line(line, products) for line in data.lines]
-        if _line_key(order.lines) != _line_key(lines):
-            order.lines = lines
+        lines = [_line_values(line, products) for line in data.lines]
+        if _line_key(order.lines) != _values_key(lines):
+            order.lines = [OrderLine(**values) for values in lines]
             changed = True
         if data.updated_at and data.updated_at != order.source_updated_at:
             order.source_updated_at = data.updated_at

@@ -14,8 +14,8 @@ from helpdesk.extensions import db
 def _progress(report: importers.ImportReport) -> None:
     rate = report.rows / report.elapsed if report.elapsed > 0 else 0
     click.echo(
-        f"  ... {report.rows:,} rows, {report.records:,} records, "
-        f"{report.failed_rows:,} failed ({rate:,.0f} rows/s)",
+        f"  ... {report.rows:,} rows read, {report.records:,} records written, "
+        f"{report.failed_rows:,} rows failed ({rate:,.0f} rows/s)",
         err=True,
     )
 
@@ -81,5 +81,6 @@ _file_command(
 _file_command(
     "transactions",
     importers.import_transactions,
-    "Import a CSV of customer_id,email,order_id,placed_at,total[,sku,quantity,category].",
+    "Import a generic transactions CSV: customer_id,email,order_id,placed_at,total "
+    "(+ optional sku,quantity,category; one row per line, rows of an order consecutive).",
 )

@@ -81,7 +81,7 @@ def receive():
             f"Order {exc.external_id} is not known yet; retry later.",
             {"order_id": ["Unknown order."]},
         )
-    except (IntegrityError, OperationalError):
+    except IntegrityError:
         # A concurrent delivery of the same record or the same webhook id won the race.
         db.session.rollback()
         if delivery_id and already_received(SOURCE, delivery_id, topic):
@@ -89,6 +89,11 @@ def receive():
             return jsonify(status="duplicate", topic=topic, webhook_id=delivery_id)
         db.session.rollback()
         return _error(409, "A concurrent update of the same record conflicted; retry later.")
+    except OperationalError:
+        # Lock timeout or a lost connection: nothing was committed; Shopify retries.
+        db.session.rollback()
+        log.exception("Shopify webhook %s (%s) could not be written", delivery_id, topic)
+        return _error(503, "The database is busy; retry later.")
     return jsonify(
         status=outcome.status,
         topic=topic,

@@ -11,6 +11,8 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from helpdesk.marketing_bridge.models import MESSAGE_KINDS, MESSAGE_STATUSES
 
+MAX_ID = 2**31 - 1
+
 
 def _blank_to_none(data, names):
     data = dict(data)
@@ -148,7 +150,10 @@ FLOW_FORMS: dict[str, type[FlowBaseForm]] = {
 class CampaignForm(Schema):
     name = fields.String(load_default="")
     segment_id = fields.Integer(
-        load_default=None, allow_none=True, error_messages={"invalid": "Choose a segment."}
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1, max=MAX_ID, error="Choose a segment."),
+        error_messages={"invalid": "Choose a segment."},
     )
     template_key = fields.String(load_default="campaign")
     subject = fields.String(load_default="")
@@ -171,8 +176,8 @@ class OutboxFilter(Schema):
     kind = fields.String(load_default=None, validate=validate.OneOf(MESSAGE_KINDS))
     template = fields.String(load_default=None, validate=validate.Length(max=64))
     email = fields.String(load_default=None, validate=validate.Length(max=254))
-    campaign = fields.Integer(load_default=None, validate=validate.Range(min=1))
-    before = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    campaign = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
+    before = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID))
 
     @pre_load
     def blanks(self, data, **_):

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
-from helpdesk.marketing_bridge.models import MESSAGE_KINDS, MessageTemplate
+from helpdesk.marketing_bridge.models import MessageTemplate
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(?:\|([^{}]*?))?\s*\}\}")
 
@@ -67,7 +67,7 @@ class DefaultTemplate:
 
 
 def _t(key, name, kind, subject, body) -> DefaultTemplate:
-    return DefaultTemplate(key, name, kind, subject, body.strip() + "\n")
+    return DefaultTemplate(key, name, kind, subject, re.sub(r"\n{3,}", "\n\n", body.strip()) + "\n")
 
 
 SIGNOFF = "\n\n{{sender.name|The team}}\n{{store.name}}"
@@ -596,6 +596,3 @@ def reset_template(template: MessageTemplate) -> MessageTemplate:
     template.updated_at = utcnow()
     db.session.flush()
     return template
-
-
-assert all(t.kind in MESSAGE_KINDS for t in DEFAULTS)

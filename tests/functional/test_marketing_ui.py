@@ -346,3 +346,28 @@ def test_customer_messages_for_the_customer_page(shop):
     assert len(messages) == 2
     assert all(m.customer_id == shop.id for m in messages)
     assert messages[0].send_after >= messages[1].send_after
+
+
+def test_absurd_parameters_are_refused_not_500(agent_client, lead_client):
+    huge = "9" * 30
+    for url in (
+        f"/marketing/outbox?before={huge}",
+        f"/marketing/outbox?campaign={huge}",
+        f"/marketing/segments/1?page={huge}",
+        f"/marketing/templates/winback?customer={huge}",
+        f"/marketing/flows/1?before={huge}",
+    ):
+        assert agent_client.get(url).status_code in (200, 400, 404), url
+    assert lead_client.get(f"/marketing/campaigns/new?segment_id={huge}").status_code == 200
+    response = lead_client.form(
+        "/marketing/segments/new",
+        {
+            "name": "Huge",
+            "mode": "json",
+            "action": "save",
+            "definition": json.dumps(
+                {"all": [{"field": "orders_count", "op": ">", "value": 10**40}]}
+            ),
+        },
+    )
+    assert response.status_code == 422 and "at most" in text(response)

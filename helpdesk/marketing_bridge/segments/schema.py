@@ -24,6 +24,8 @@ Errors come back as `{"all[0].value": "Must be a number."}`, ready to show besid
 
 from __future__ import annotations
 
+import math
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 NUMBER_OPS = ("=", "!=", ">", ">=", "<", "<=", "between")
@@ -64,6 +66,10 @@ CHOICES = {"tier": TIERS, "rfm_segment": RFM_SEGMENTS}
 MAX_DEPTH = 4
 MAX_CONDITIONS = 40
 MAX_DAYS = 3650
+MAX_NUMBER = 1_000_000_000  # beyond any order count or spend; keeps SQL integers in range
+# Upper bounds that keep every value inside what the database and date arithmetic can take.
+MAX_NUMBER = 10**12
+MAX_DAYS_SINCE = 36500
 
 
 class DefinitionError(ValueError):
@@ -78,10 +84,14 @@ def _number(value, path: str, errors: dict, *, low=None, high=None) -> float | N
     if isinstance(value, bool) or not isinstance(value, int | float):
         errors[path] = "Must be a number."
         return None
+    if not math.isfinite(value):  # json.loads accepts NaN and Infinity; SQL and JSON do not
+        errors[path] = "Must be a finite number."
+        return None
+    high = MAX_NUMBER if high is None else high
     if low is not None and value < low:
         errors[path] = f"Must be at least {low}."
-    elif high is not None and value > high:
-        errors[path] = f"Must be at most {high}."
+    elif value > high:
+        errors[path] = f"Must be at most {high:g}."
     return value
 
 
@@ -141,7 +151,10 @@ class ConditionSchema(Schema):
 
     @staticmethod
     def _check_number(data, op, value, errors) -> None:
-        bounds = {"clv_percentile": (0, 100)}.get(data["field"], (0, None))
+        bounds = {
+            "clv_percentile": (0, 100),
+            "days_since_last_order": (0, MAX_DAYS_SINCE),
+        }.get(data["field"], (0, MAX_NUMBER))
         if data["field"] == "orders_within_days":
             _days(data.get("days"), "days", errors)
         if op == "between":

@@ -11,6 +11,18 @@ from flask import Blueprint, Flask, current_app, request, url_for
 bp = Blueprint("marketing", __name__, url_prefix="/marketing")
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+
+
+def id_param(value) -> int | None:
+    """A positive id from a query string or form value; None for anything else (or huge)."""
+    text = str(value or "").strip()
+    if not text.isdigit() or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
+
+
 def is_htmx() -> bool:
     """True for an htmx request (partials are returned alone)."""
     return request.headers.get("HX-Request") == "true"

@@ -15,7 +15,7 @@ from helpdesk.marketing_bridge import queries
 from helpdesk.marketing_bridge.flows.context import vip_sender_name
 from helpdesk.marketing_bridge.models import Campaign, SegmentMembership
 from helpdesk.marketing_bridge.schemas import CampaignForm, flat_errors, form_dict
-from helpdesk.marketing_bridge.views import bp
+from helpdesk.marketing_bridge.views import bp, id_param
 
 DEFAULT_BODY = (
     "Our spring collection is here, and you get first pick.\n\n"
@@ -70,7 +70,7 @@ def new_campaign():
         return _save(None)
     segment_id = request.args.get("segment_id", "")
     form = {
-        "segment_id": int(segment_id) if segment_id.isdigit() else None,
+        "segment_id": id_param(segment_id),
         "template_key": "campaign",
         "exclude_vip": True,
         "subject": "",
@@ -101,9 +101,9 @@ def edit_campaign(campaign_id: int):
 
 
 def _sample_customer(campaign: Campaign) -> Customer | None:
-    wanted = request.args.get("customer", "")
-    if wanted.isdigit():
-        return db.session.get(Customer, int(wanted))
+    wanted = id_param(request.args.get("customer"))
+    if wanted is not None:
+        return db.session.get(Customer, wanted)
     return db.session.scalar(
         select(Customer)
         .join(SegmentMembership, SegmentMembership.customer_id == Customer.id)

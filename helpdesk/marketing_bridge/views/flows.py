@@ -11,9 +11,26 @@ from helpdesk.marketing_bridge import queries
 from helpdesk.marketing_bridge.flows.engine import FLOW_DEFAULTS, setting, steps_of, update_flow
 from helpdesk.marketing_bridge.models import Flow, FlowEnrollment
 from helpdesk.marketing_bridge.schemas import FLOW_FORMS, flat_errors, form_dict
-from helpdesk.marketing_bridge.views import bp
+from helpdesk.marketing_bridge.views import bp, id_param
 
 ENROLLMENT_STATES = ("active", "completed", "exited")
+SETTING_LABELS = {
+    "shipping_day": "Shipping update on day (2-3)",
+    "review_day": "Review request on day (7-10)",
+    "second_purchase_day": "Second-purchase prompt on day (14-21)",
+    "late_day": "Replenishment / new arrivals on day (45-60)",
+    "max_order_age_days": "Skip orders older than (days, imports)",
+    "recommendations": "Products per recommendation",
+    "repeat_discount_text": "Repeat-buyer offer (optional)",
+    "first_time_hours": "First-time visitor: hours after the cart (3)",
+    "existing_hours": "Returning customer: hours (1-2)",
+    "vip_hours": "High value: personal email after hours",
+    "max_cart_age_days": "Ignore carts older than (days)",
+    "cooldown_days": "Enrol the same customer again after (days)",
+    "offer_text": "Offer text (optional)",
+    "nurture_days": "Nurture emails on days after reactivation",
+    "vip_sender_name": "VIP sender name (empty: their account manager)",
+}
 
 
 @bp.get("/flows")
@@ -36,9 +53,8 @@ def _settings_form(flow: Flow, posted=None) -> dict:
 def _render(flow: Flow, form: dict, errors: dict, status: int = 200):
     state = request.args.get("state")
     state = state if state in ENROLLMENT_STATES else None
-    before = request.args.get("before", "")
     enrollments, next_before = queries.flow_enrollments(
-        flow.id, state=state, before=int(before) if before.isdigit() else None
+        flow.id, state=state, before=id_param(request.args.get("before"))
     )
     return (
         render_template(
@@ -53,6 +69,7 @@ def _render(flow: Flow, form: dict, errors: dict, status: int = 200):
             form=form,
             errors=errors,
             setting_names=list(FLOW_DEFAULTS.get(flow.key, {}).get("settings", {})),
+            setting_labels=SETTING_LABELS,
         ),
         status,
     )

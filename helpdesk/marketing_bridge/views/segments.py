@@ -37,7 +37,7 @@ from helpdesk.marketing_bridge.segments.services import (
     delete_segment,
     update_segment,
 )
-from helpdesk.marketing_bridge.views import bp
+from helpdesk.marketing_bridge.views import bp, id_param
 
 ROW_ERROR = re.compile(r"^definition\.(?:all|any)\[(\d+)\](?:\.(\w+))?")
 PREVIEW_SAMPLE = 10
@@ -57,8 +57,7 @@ def segments():
 @role_required("agent")
 def segment(segment_id: int):
     item = db.session.get(Segment, segment_id) or abort(404)
-    page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and int(page) > 0 else 1
+    page = min(id_param(request.args.get("page")) or 1, 100_000)
     rows, total = queries.segment_members(item.id, page=page)
     pages = max((total + queries.PAGE_SIZE - 1) // queries.PAGE_SIZE, 1)
     return render_template(
@@ -211,7 +210,8 @@ def _handle_form(segment: Segment | None):
     locked = segment is not None and segment.kind == "rfm"
     if not locked:
         definition = _definition(state, errors)
-        if definition is not None:
+        # Validated whenever it parsed, `null` and an empty box included (refused, not None).
+        if "definition.definition" not in errors:
             try:
                 definition = validate_definition(definition)
             except DefinitionError as exc:

@@ -22,7 +22,7 @@ from helpdesk.marketing_bridge.templates_store import (
     unknown_variables,
     update_template,
 )
-from helpdesk.marketing_bridge.views import bp, is_htmx
+from helpdesk.marketing_bridge.views import bp, id_param, is_htmx
 
 
 def _stored(key: str) -> MessageTemplate | None:
@@ -43,7 +43,8 @@ def _customer_from(value: str | None) -> tuple[Customer | None, str | None]:
     if not value:
         return None, None
     if value.isdigit():
-        customer = db.session.get(Customer, int(value))
+        wanted = id_param(value)
+        customer = db.session.get(Customer, wanted) if wanted is not None else None
     else:
         customer = db.session.scalar(select(Customer).where(Customer.email == value.lower()))
     if customer is None:

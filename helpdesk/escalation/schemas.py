@@ -7,6 +7,7 @@ Errors come back as a flat `{"conditions.all.1.op": "must be one of ..."}` mappi
 from __future__ import annotations
 
 import json
+import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -66,7 +67,9 @@ def _sentence(message: str) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # json.loads accepts NaN and Infinity: NaN breaks Decimal comparisons, neither is valid
+    # JSON for PostgreSQL, and no fact is ever infinite.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_scalar(spec, value: Any) -> str | None:

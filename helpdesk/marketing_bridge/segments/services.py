@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from helpdesk.extensions import db
 from helpdesk.marketing_bridge.models import Campaign, Segment, SegmentMembership
@@ -19,9 +19,11 @@ class SegmentError(ValueError):
 
 
 def _check_name(name: str, segment_id: int | None) -> None:
+    # The exact name too: SQLite's lower() folds ASCII only, so "Ä" would not find "Ä" by it.
     taken = db.session.scalar(
         select(Segment.id).where(
-            func.lower(Segment.name) == name.lower(), Segment.id != (segment_id or 0)
+            or_(Segment.name == name, func.lower(Segment.name) == name.lower()),
+            Segment.id != (segment_id or 0),
         )
     )
     if taken:

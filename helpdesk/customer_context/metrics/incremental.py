@@ -73,37 +73,73 @@ def customer_figures(customer_id: int, as_of: dt.datetime) -> Figures:
     )
 
 
-def current_boundaries() -> RfmBoundaries | None:
+@dataclass(frozen=True)
+class Cuts:
+    """RfmBoundaries parsed for scoring (money in cents)."""
+
+    as_of: dt.datetime
+    customers_scored: int
+    recency: tuple[int | None, ...]
+    monetary: tuple[int | None, ...]
+    clv_points: tuple[int, ...]
+    clv_percentiles: tuple[float, ...]
+
+    @classmethod
+    def parse(cls, bounds: RfmBoundaries) -> Cuts:
+        return cls(
+            as_of=bounds.as_of,
+            customers_scored=bounds.customers_scored,
+            recency=tuple(None if c is None else int(c) for c in bounds.recency_cuts),
+            monetary=tuple(None if c is None else d.cents(c) for c in bounds.monetary_cuts),
+            clv_points=tuple(d.cents(value) for value, _ in bounds.clv_cuts),
+            clv_percentiles=tuple(float(p) for _, p in bounds.clv_cuts),
+        )
+
+
+# Parsed cut points by (row id, computed_at): each recompute writes a new row, so a stale
+# entry is never read; this saves decoding up to 1,000 breakpoints on every order.
+_parsed: dict[tuple, Cuts] = {}
+
+
+def current_boundaries() -> Cuts | None:
     """The cut points of the last full recompute, if any customer was scored in it."""
-    bounds = db.session.scalar(select(RfmBoundaries).order_by(RfmBoundaries.id.desc()).limit(1))
-    return bounds if bounds is not None and bounds.customers_scored > 0 else None
+    row = db.session.execute(
+        select(RfmBoundaries.id, RfmBoundaries.computed_at, RfmBoundaries.customers_scored)
+        .order_by(RfmBoundaries.id.desc())
+        .limit(1)
+    ).first()
+    if row is None or row.customers_scored == 0:
+        return None
+    key = (row.id, row.computed_at)
+    cuts = _parsed.get(key)
+    if cuts is None:
+        cuts = Cuts.parse(db.session.get(RfmBoundaries, row.id))
+        _parsed.clear()
+        _parsed[key] = cuts
+    return cuts
 
 
-def score_against_boundaries(
-    bounds: RfmBoundaries, figures: Figures, clv: int, as_of: dt.datetime
-) -> Scores:
+def score_against_boundaries(cuts: Cuts, figures: Figures, clv: int, as_of: dt.datetime) -> Scores:
     """R, M and CLV percentile of one customer from the stored cut points.
 
     Recency cuts are aged by the days since the boundaries' as_of, so the customer is
     compared with everyone else as of the same day.
     """
-    shift = d.day_number(as_of) - d.day_number(bounds.as_of)
+    shift = d.day_number(as_of) - d.day_number(cuts.as_of)
     r = 5
-    for score, cut in zip(d.SCORES, bounds.recency_cuts, strict=True):
-        if cut is not None and figures.recency_days >= int(cut) + shift:
+    for score, cut in zip(d.SCORES, cuts.recency, strict=True):
+        if cut is not None and figures.recency_days >= cut + shift:
             r = score
             break
     m = 5
-    for score, cut in zip(d.SCORES, bounds.monetary_cuts, strict=True):
-        if cut is not None and figures.monetary_cents <= d.cents(cut):
+    for score, cut in zip(d.SCORES, cuts.monetary, strict=True):
+        if cut is not None and figures.monetary_cents <= cut:
             m = score
             break
-    points = [d.cents(value) for value, _ in bounds.clv_cuts]
-    index = bisect.bisect_right(points, clv) - 1
-    if index >= 0:
-        percentile = float(bounds.clv_cuts[index][1])
-    else:  # below everyone scored: the customer is the lowest of n + 1
-        percentile = 100.0 / (bounds.customers_scored + 1)
+    index = bisect.bisect_right(cuts.clv_points, clv) - 1
+    # Below everyone scored: the customer is the lowest of n + 1.
+    lowest = 100.0 / (cuts.customers_scored + 1)
+    percentile = cuts.clv_percentiles[index] if index >= 0 else lowest
     return Scores(r=r, m=m, clv_percentile=percentile)
 
 

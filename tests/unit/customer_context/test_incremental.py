@@ -164,3 +164,15 @@ def test_order_signals_refresh_metrics_and_points(history):
         select(db.func.sum(LoyaltyEntry.points)).where(LoyaltyEntry.customer_id == customer.id)
     )
     assert balance == 0
+
+
+def test_refresh_uses_the_latest_boundaries(history):
+    a = history([(10, 10)])
+    b = history([(20, 20)])
+    recompute_all(AS_OF)
+    assert refresh_customer(a.id, AS_OF).m_score == 3  # ceil(5 × 1/2)
+    for total in (1, 2, 3):
+        history([(30, total)])  # three customers below a
+    recompute_all(AS_OF)
+    assert refresh_customer(a.id, AS_OF).m_score == 4  # ceil(5 × 4/5), new cut points
+    assert refresh_customer(b.id, AS_OF).m_score == 5

@@ -176,7 +176,9 @@ def run_bench(
         step(
             "csv_import",
             f"CSV import of {size.import_lines:,} order lines",
-            lambda: ingest.csv_import(url, size.import_lines, workdir, run, rng),
+            lambda: ingest.csv_import(
+                url, size.import_lines, size.import_seconds, workdir, run, rng
+            ),
         )
     finally:
         with app.app_context():

@@ -40,6 +40,10 @@ class MarketingConsentSchema(IncomingSchema):
     consent_updated_at = opt(Timestamp)
 
 
+class AddressSchema(IncomingSchema):
+    phone = opt_str(40)
+
+
 class ShopifyCustomerSchema(IncomingSchema):
     id = ExternalId(required=True)
     email = opt(LowerEmail)
@@ -49,6 +53,7 @@ class ShopifyCustomerSchema(IncomingSchema):
     accepts_marketing = opt(fields.Bool)
     accepts_marketing_updated_at = opt(Timestamp)
     email_marketing_consent = opt(fields.Nested, nested=MarketingConsentSchema)
+    default_address = opt(fields.Nested, nested=AddressSchema)
     tags = opt_str(2000)
     note = opt(fields.Str)
     created_at = opt(Timestamp)
@@ -68,7 +73,7 @@ class ShopifyCustomerSchema(IncomingSchema):
             email=data.get("email"),
             first_name=data.get("first_name"),
             last_name=data.get("last_name"),
-            phone=data.get("phone") or None,
+            phone=data.get("phone") or (data.get("default_address") or {}).get("phone") or None,
             accepts_marketing=accepts,
             marketing_updated_at=consent_at or data.get("updated_at"),
             tags=split_tags(data.get("tags")) if data.get("tags") is not None else None,

@@ -226,6 +226,7 @@ def test_customer_fixture_creates_customer(shopify):
     customer = _one(Customer, Customer.external_id == "207119551")
     assert customer.email == "bob.norman@hostmail.com"
     assert customer.name == "Bob Norman"
+    assert customer.phone == "555-625-1199"  # from the default address
     assert customer.accepts_marketing is False
     assert customer.created_at == dt.datetime(2015, 5, 27, 22, 11, 24)
     assert customer.tags == []

@@ -234,7 +234,10 @@ def test_polling_past_the_end_returns_nothing_and_keeps_the_position(esp):
     assert body == {"changes": [], "next_after": last, "has_more": False}
 
 
-@pytest.mark.parametrize("query", [{"after": -1}, {"after": "x"}, {"limit": 0}, {"limit": 9999}])
+@pytest.mark.parametrize(
+    "query",
+    [{"after": -1}, {"after": "x"}, {"after": 2**63}, {"limit": 0}, {"limit": 9999}],
+)
 def test_bad_change_queries_get_400(esp, query):
     response = esp.get(CHANGES, query_string=query)
     assert response.status_code == 400

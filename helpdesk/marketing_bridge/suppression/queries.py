@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sqlalchemy import and_, distinct, exists, func, or_, select
+from sqlalchemy import BigInteger, and_, distinct, exists, func, literal, or_, select
 
 from helpdesk.customer_context.models import Customer, Order
 from helpdesk.database import utcnow
@@ -369,7 +369,8 @@ def changes_after(after: int, limit: int) -> list[ChangeEntry]:
     """Change log entries with seq > `after`, oldest first."""
     rows = db.session.scalars(
         select(SuppressionChange)
-        .where(SuppressionChange.seq > after)
+        # As a bigint: any valid `after` compares, even past the int4 range (still indexed).
+        .where(SuppressionChange.seq > literal(after, BigInteger))
         .order_by(SuppressionChange.seq)
         .limit(limit)
     )

@@ -23,6 +23,7 @@ DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000
 EVENT_TYPES = ("unsubscribe", "resubscribe", "bounce", "complaint", "open", "click", "review")
 MAX_EVENTS_PER_DELIVERY = 1000
+MAX_SEQ = 2**63 - 1  # a seq never exceeds a signed 64-bit integer
 # An event stamped further in the future than this is a clock or encoding error.
 FUTURE_TOLERANCE = dt.timedelta(hours=1)
 
@@ -75,7 +76,9 @@ class ChangesQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    after = fields.Integer(
+        load_default=0, validate=validate.Range(min=0, max=MAX_SEQ, error="Must be a seq.")
+    )
     limit = fields.Integer(
         load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT)
     )

@@ -201,11 +201,13 @@ def audience_counts(campaign: Campaign, now: dt.datetime | None = None) -> dict:
     return counts
 
 
-def render_for(campaign: Campaign, customer, sender: str | None = None) -> tuple[str, str]:
-    """(subject, body) the customer would receive."""
+def render_for(
+    campaign: Campaign, customer, sender: str | None = None, template=None
+) -> tuple[str, str]:
+    """(subject, body) the customer would receive (pass `template` when rendering many)."""
     context = base_context(customer, sender={"name": sender} if sender else None)
     context["campaign"] = {"body": render_text(campaign.body, context)}
-    template = get_template(campaign.template_key)
+    template = template or get_template(campaign.template_key)
     subject = " ".join(render_text(campaign.subject or template.subject, context).split())
     return subject, render_text(template.body, context).strip() + "\n"
 
@@ -237,11 +239,12 @@ def send_campaign(campaign: Campaign, actor=None, now: dt.datetime | None = None
     )
     if campaign.exclude_vip:
         query = query.where(tier != "vip")
+    template = get_template(campaign.template_key)
     rows, queued = [], 0
     for customer_id, email, first_name, last_name, customer_tier in db.session.execute(query).all():
         recipient = Recipient(customer_id, email, first_name or "", last_name or "")
         sender = vip_sender(customer_id) if customer_tier == "vip" else None
-        subject, body = render_for(campaign, recipient, sender)
+        subject, body = render_for(campaign, recipient, sender, template)
         rows.append(
             {
                 "customer_id": customer_id,

@@ -227,7 +227,9 @@ class _Batch:
         self.campaign_segments = campaign_segments
         self.result = result
         self.sent: list[dict] = []
+        self.held: list[dict] = []  # suppressed / capped outcomes, written at the end
         self.promotional_in_batch: dict[int, int] = {}
+        self.unwritten_promotions: set[int] = set()  # customers with sends not yet in SQL
 
     def run(self, chunk: list[OutboundMessage], lease_seconds: int) -> None:
         from helpdesk.marketing_bridge import suppression
@@ -259,7 +261,7 @@ class _Batch:
         for message in chunk:
             try:
                 if message.id in gated and not self._clearly_allowed(message, clear):
-                    if message.kind == "promotional":
+                    if message.customer_id in self.unwritten_promotions:
                         self._write_sent(now)  # may_send counts this batch's promotions
                     segment_ids = None
                     if message.campaign_id in self.campaign_segments:
@@ -268,7 +270,7 @@ class _Batch:
                         message.customer, message.kind, segment_ids=segment_ids
                     )
                     if not decision.allowed:
-                        self._finish(message, decision.status, decision.reason)
+                        self._hold(message, decision.status, decision.reason)
                         continue
                 provider_id = self.backend.send(message)
             except EspPermanentError as exc:
@@ -284,8 +286,10 @@ class _Batch:
             if message.kind == "promotional":
                 count = self.promotional_in_batch.get(message.customer_id, 0)
                 self.promotional_in_batch[message.customer_id] = count + 1
+                self.unwritten_promotions.add(message.customer_id)
             self.result.sent += 1
         self._write_sent(now)
+        self._write_held()
 
     def _lock_and_precheck(self, customer_ids: set[int], promoted: set[int], now) -> dict:
         """Lock the customers (PostgreSQL) and read what the fast path of the gate needs."""
@@ -313,14 +317,16 @@ class _Batch:
                 .scalar_subquery()
             )
         query = (
-            select(Customer.id, Customer.accepts_marketing, suppressed, promotional)
+            # Whole customers: the ones that need `may_send` are then already loaded.
+            select(Customer, suppressed, promotional)
             .where(Customer.id.in_(sorted(customer_ids)))
             .order_by(Customer.id)
+            .execution_options(populate_existing=True)
         )
         if is_postgres(db.session):
             query = query.with_for_update(of=Customer)
         return {
-            row[0]: (bool(row[1]), bool(row[2]), int(row[3] or 0))
+            row[0].id: (bool(row[0].accepts_marketing), bool(row[1]), int(row[2] or 0))
             for row in db.session.execute(query)
         }
 
@@ -337,42 +343,26 @@ class _Batch:
         return already < self.lowest_cap
 
     def _write_sent(self, now: dt.datetime) -> None:
-        if not self.sent:
-            return
-        outcome = {
-            "status": "sent",
-            "sent_at": now,
-            "reason": None,
-            "lease_until": None,
-            "lease_owner": None,
-        }
-        if is_postgres(db.session):
-            # One UPDATE ... FROM (VALUES ...) for the whole transaction.
-            rows = values(column("mid", Integer), column("pid", String), name="outcome").data(
-                [(row["mid"], row["pid"]) for row in self.sent]
-            )
-            db.session.execute(
-                TABLE.update()
-                .where(TABLE.c.id == rows.c.mid)
-                .values(provider_id=rows.c.pid, **outcome)
-            )
-        else:
-            db.session.execute(
-                TABLE.update()
-                .where(TABLE.c.id == bindparam("mid"))
-                .values(provider_id=bindparam("pid"), **outcome),
+        if self.sent:
+            _write_outcomes(
                 self.sent,
+                {"status": "sent", "sent_at": now, "reason": None},
+                per_row={"provider_id": "pid"},
             )
         self.sent = []
+        self.unwritten_promotions.clear()
 
-    def _finish(self, message: OutboundMessage, status: str, reason: str) -> None:
-        message.status, message.reason = status, reason
-        message.lease_until = message.lease_owner = None
-        db.session.flush()
+    def _hold(self, message: OutboundMessage, status: str, reason: str) -> None:
+        self.held.append({"mid": message.id, "st": status, "why": (reason or "")[:500]})
         if status == "capped":
             self.result.capped += 1
         else:
             self.result.suppressed += 1
+
+    def _write_held(self) -> None:
+        if self.held:
+            _write_outcomes(self.held, {}, per_row={"status": "st", "reason": "why"})
+        self.held = []
 
     def _fail(self, message: OutboundMessage, reason: str, *, permanent: bool, now) -> None:
         final = permanent or message.attempts >= self.max_attempts
@@ -389,6 +379,32 @@ class _Batch:
             message.send_after = now + backoff(message.attempts)
             self.result.retried += 1
         db.session.flush()
+
+
+def _write_outcomes(rows: list[dict], fixed: dict, per_row: dict[str, str]) -> None:
+    """Write many rows' outcomes in one statement (PostgreSQL) or one executemany (SQLite).
+
+    `rows` carry "mid" (the message id) plus the keys named in `per_row` (column -> key);
+    `fixed` holds the values every row gets. The lease is always cleared.
+    """
+    fixed = {**fixed, "lease_until": None, "lease_owner": None}
+    if is_postgres(db.session):
+        keys = list(per_row.values())
+        data = values(
+            column("mid", Integer), *(column(k, String) for k in keys), name="outcome"
+        ).data([(row["mid"], *(row[k] for k in keys)) for row in rows])
+        db.session.execute(
+            TABLE.update()
+            .where(TABLE.c.id == data.c.mid)
+            .values(**fixed, **{col: data.c[key] for col, key in per_row.items()})
+        )
+    else:
+        db.session.execute(
+            TABLE.update()
+            .where(TABLE.c.id == bindparam("mid"))
+            .values(**fixed, **{col: bindparam(key) for col, key in per_row.items()}),
+            rows,
+        )
 
 
 def _describe(exc: Exception) -> str:

@@ -21,6 +21,9 @@ from helpdesk.database import CENT, to_utc_naive
 PRODUCT_KIND_TAG = re.compile(r"^kind\s*:\s*(\w+)$", re.IGNORECASE)
 CONSUMPTION_DAYS_TAG = re.compile(r"^consumption_days\s*:\s*(\S+)$", re.IGNORECASE)
 KINDS = ("standard", "technical", "consumable", "high_value")
+MONEY_LIMIT = Decimal("1e10")
+MAX_QUANTITY = 1_000_000
+MAX_INT = 2_147_483_647  # INTEGER columns on PostgreSQL
 
 
 # --- the shapes the services accept --------------------------------------------------------
@@ -203,6 +206,8 @@ def parse_money(value) -> Decimal:
         raise ValueError(f"Not a valid amount: {value!r}.") from None
     if not amount.is_finite():
         raise ValueError(f"Not a valid amount: {value!r}.")
+    if abs(amount) >= MONEY_LIMIT:  # Numeric(12, 2) holds up to 9,999,999,999.99
+        raise ValueError(f"Amount out of range: {value!r}.")
     return amount.quantize(CENT)
 
 

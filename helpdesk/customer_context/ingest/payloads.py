@@ -11,6 +11,8 @@ from decimal import Decimal
 from marshmallow import ValidationError, fields, post_load, validate
 
 from helpdesk.customer_context.schemas import (
+    MAX_INT,
+    MAX_QUANTITY,
     CheckoutData,
     CustomerData,
     ExternalId,
@@ -90,7 +92,7 @@ class ShopifyLineItemSchema(IncomingSchema):
     sku = opt_str(120)
     title = opt_str()
     name = opt_str()
-    quantity = fields.Int(required=True, validate=validate.Range(min=0))
+    quantity = fields.Int(required=True, validate=validate.Range(min=0, max=MAX_QUANTITY))
     price = Money(required=True)
 
     @post_load
@@ -118,7 +120,7 @@ class RefundedLineSchema(IncomingSchema):
 
 
 class RefundLineItemSchema(IncomingSchema):
-    quantity = fields.Int(required=True, validate=validate.Range(min=0))
+    quantity = fields.Int(required=True, validate=validate.Range(min=0, max=MAX_QUANTITY))
     subtotal = opt(Money)
     line_item = opt(fields.Nested, nested=RefundedLineSchema)
 
@@ -205,8 +207,8 @@ class DiscountCodeSchema(IncomingSchema):
 class ShopifyOrderSchema(IncomingSchema):
     id = ExternalId(required=True)
     name = opt_str(64)
-    order_number = opt(fields.Int)
-    number = opt(fields.Int)
+    order_number = opt(fields.Int, validate=validate.Range(min=0, max=MAX_INT))
+    number = opt(fields.Int, validate=validate.Range(min=0, max=MAX_INT))
     email = opt(LowerEmail)
     customer = opt(fields.Nested, nested=ShopifyCustomerSchema)
     created_at = Timestamp(required=True)
@@ -270,7 +272,7 @@ class ShopifyOrderSchema(IncomingSchema):
 class CheckoutLineSchema(IncomingSchema):
     title = opt_str()
     variant_title = opt_str()
-    quantity = fields.Int(required=True, validate=validate.Range(min=0))
+    quantity = fields.Int(required=True, validate=validate.Range(min=0, max=MAX_QUANTITY))
     price = Money(required=True)
     sku = opt_str(120)
     product_id = opt(ExternalId)
@@ -326,7 +328,7 @@ class ShopifyVariantSchema(IncomingSchema):
     sku = opt_str(120)
     title = opt_str()
     price = Money(load_default=Decimal("0.00"))
-    inventory_quantity = opt(fields.Int)
+    inventory_quantity = opt(fields.Int, validate=validate.Range(min=-MAX_INT, max=MAX_INT))
 
     @post_load
     def to_data(self, data, **kwargs) -> VariantData:
@@ -361,6 +363,9 @@ class ShopifyProductSchema(IncomingSchema):
             kind, days = product_kind(split_tags(data.get("tags")), data.get("product_type"))
         except ValueError as exc:
             raise ValidationError({"tags": [str(exc)]}) from None
+        stock = [v.inventory for v in data["variants"] if v.inventory is not None]
+        if stock and abs(sum(stock)) > MAX_INT:
+            raise ValidationError({"variants": ["Total inventory is out of range."]})
         image = data.get("image") or next(iter(data["images"]), None)
         return ProductData(
             external_id=data["id"],

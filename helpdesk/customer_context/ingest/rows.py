@@ -19,7 +19,12 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from helpdesk.customer_context.schemas import parse_external_id, parse_money, parse_timestamp
+from helpdesk.customer_context.schemas import (
+    MAX_QUANTITY,
+    parse_external_id,
+    parse_money,
+    parse_timestamp,
+)
 
 MISSING = "Missing data for required field."
 _EMAIL = validate.Email()
@@ -54,14 +59,18 @@ def email(value: str) -> str:
     return value
 
 
-def integer(minimum: int) -> Callable[[str], int]:
+def integer(minimum: int, maximum: int = MAX_QUANTITY) -> Callable[[str], int]:
     def parse(value: str) -> int:
+        if len(value) > 12:
+            raise ValueError("Not a valid integer.")
         try:
             number = int(value)
         except ValueError:
             raise ValueError("Not a valid integer.") from None
         if number < minimum:
             raise ValueError(f"Must be greater than or equal to {minimum}.")
+        if number > maximum:
+            raise ValueError(f"Must be less than or equal to {maximum}.")
         return number
 
     return parse

@@ -572,3 +572,17 @@ def test_a_concurrent_conflict_is_409_for_shopify_to_retry(shopify, monkeypatch)
 
     assert response.status_code == 409
     assert table_counts()["webhook_receipt"] == 0
+
+
+def test_out_of_range_numbers_in_a_payload_are_422(shopify):
+    payload = shopify_payload("order")
+    payload["total_price"] = "1e30"
+    payload["order_number"] = 10**12
+    payload["line_items"][0]["quantity"] = 10**9
+
+    response = shopify.post("orders/create", payload)
+
+    assert response.status_code == 422
+    fields = response.get_json()["fields"]
+    assert set(fields) >= {"total_price", "order_number", "line_items"}
+    assert table_counts()["order"] == 0

@@ -47,6 +47,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "VIP_CLV_TOP_PERCENT": (float, 5.0),
     "REGULAR_MIN_ORDERS": (int, 3),
     "LOYALTY_POINTS_PER_UNIT": (float, 1.0),
+    "LOYALTY_AGENT_ADJUST_LIMIT": (int, 500),  # agents adjust up to ±this; leads beyond
     # Suppression and sending
     "NEGATIVE_REVIEW_DAYS": (int, 30),
     "FREQUENCY_CAP": (int, 4),

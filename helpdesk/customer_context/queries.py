@@ -208,7 +208,9 @@ def is_high_value(customer_id: int) -> bool:
     top = float(config.get("HIGH_VALUE_CLV_TOP_PERCENT", 20.0))
     return bool(
         metrics.orders_count >= int(config.get("HIGH_VALUE_MIN_ORDERS", 20))
-        or (metrics.clv_percentile is not None and metrics.clv_percentile >= 100 - top)
+        # clv_percentile is the share of customers at or below: the top 20% lie strictly
+        # above 80, the same reading as the VIP tier's "top 5%" (> 95).
+        or (metrics.clv_percentile is not None and metrics.clv_percentile > 100 - top)
         or metrics.tier == "vip"
     )
 

@@ -36,6 +36,11 @@ def welcome(customer, tier: str, now=None):
 
 
 def on_tier_changed(sender, customer, old=None, new=None, upward=False, **_):
-    """tier_changed: welcome upward moves to Regular and VIP."""
-    if upward and new in TIER_NAMES:
+    """tier_changed: welcome upward moves to Regular and VIP.
+
+    A first classification (old is None: no metrics row before, as after a bulk import or
+    backfill) is not a crossing, so it gets no welcome; otherwise importing a store's history
+    would email every regular and VIP customer at once.
+    """
+    if upward and old is not None and new in TIER_NAMES:
         welcome(customer, new)

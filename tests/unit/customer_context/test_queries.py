@@ -146,8 +146,8 @@ def test_customer_facts():
     ("metrics", "expected"),
     [
         ({"orders_count": 20, "clv_percentile": 10.0, "tier": "regular"}, True),
-        ({"orders_count": 2, "clv_percentile": 80.0, "tier": "new"}, True),
-        ({"orders_count": 2, "clv_percentile": 79.9, "tier": "new"}, False),
+        ({"orders_count": 2, "clv_percentile": 80.1, "tier": "new"}, True),
+        ({"orders_count": 2, "clv_percentile": 80.0, "tier": "new"}, False),
         ({"orders_count": 1, "clv_percentile": 10.0, "tier": "vip"}, True),
     ],
 )

@@ -112,3 +112,10 @@ def test_enrolments_advance_and_complete(recording_backend):
     db.session.refresh(enrollment)
     assert enrollment.state == "completed" and enrollment.step == 1
     assert enrollment.finished_at is not None and enrollment.next_run_at is None
+
+
+def test_a_first_classification_is_not_an_upgrade():
+    """Importing a store's history classifies customers (old tier None): no mass welcome."""
+    customer = CustomerFactory()
+    tier_welcome.on_tier_changed("test", customer=customer, old=None, new="vip", upward=True)
+    assert _enrollments("tier_welcome", customer) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from marshmallow import ValidationError
 
 from helpdesk.auth.access import role_required
@@ -74,7 +75,7 @@ def cancel_message(message_id: int):
     if item.status != "scheduled":
         flash("Only a scheduled message can be cancelled.", "error")
         return redirect(url_for("marketing.message", message_id=item.id))
-    outbox_service.skip_scheduled("cancelled by a lead", message_ids=[item.id])
+    outbox_service.skip_scheduled(f"cancelled by {current_user.name}", message_ids=[item.id])
     db.session.commit()
     flash("Cancelled.", "success")
     return redirect(url_for("marketing.message", message_id=item.id))

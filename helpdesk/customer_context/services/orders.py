@@ -354,7 +354,7 @@ def record_refund(
     external_id: str | None = None,
     note: str | None = None,
     created_at: dt.datetime | None = None,
-):
+) -> Refund:
     """Record money returned on an order (emits order_refunded); a known refund id is a no-op."""
     amount = money(amount)
     if amount < 0:

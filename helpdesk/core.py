@@ -72,12 +72,16 @@ def nav_items() -> list[dict]:
     for item in items:
         if not current_user.has_role(item.role):
             continue
+        url = url_for(item.endpoint)
+        section = url.rstrip("/")
         out.append(
             {
                 "label": item.label,
-                "url": url_for(item.endpoint),
-                "active": request.endpoint is not None
-                and request.endpoint.split(".")[0] == item.endpoint.split(".")[0],
+                "url": url,
+                # A section is active on its own pages and below them (/marketing/suppressions
+                # belongs to Marketing even though another blueprint serves it).
+                "active": bool(section)
+                and (request.path == section or request.path.startswith(section + "/")),
                 "badge": item.badge() if item.badge else None,
             }
         )

@@ -103,3 +103,11 @@ def test_healthz_reports_database_and_migrations(anon_client):
     response = anon_client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "database": "ok", "migrations": "current"}
+
+
+def test_navigation_marks_the_section_of_the_page(lead_client):
+    import re
+
+    page = lead_client.get("/marketing/suppressions").get_data(as_text=True)
+    active = re.findall(r'<a href="([^"]+)" class="active">', page)
+    assert active == ["/marketing/"], active

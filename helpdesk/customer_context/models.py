@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, func
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.database import Base, utcnow
@@ -228,7 +228,9 @@ class LoyaltyEntry(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"), index=True)
-    points: Mapped[int]
+    # BigInteger: an order's points scale with its total, which PostgreSQL's integer would
+    # overflow for a (rare but valid) order above ~2 billion in store currency.
+    points: Mapped[int] = mapped_column(BigInteger)
     # earn | reversal | adjustment | gesture | redeem
     reason: Mapped[str] = mapped_column(String(32))
     ref: Mapped[str | None] = mapped_column(String(120))

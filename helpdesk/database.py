@@ -80,3 +80,14 @@ def configure_engine(engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN")
+
+
+def include_for_dialect(dialect_name: str):
+    """An Alembic `include_object` hook: skip schema objects declared for another dialect
+    with `.ddl_if(dialect=...)` (e.g. PostgreSQL-only search indexes)."""
+
+    def include_object(obj, name, type_, reflected, compare_to):
+        condition = getattr(obj, "_ddl_if", None)
+        return not (condition is not None and condition.dialect not in (None, dialect_name))
+
+    return include_object

@@ -11,6 +11,7 @@ from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 
 from helpdesk.app import create_app
+from helpdesk.database import include_for_dialect
 from helpdesk.extensions import db
 
 
@@ -36,7 +37,13 @@ def test_migrations_match_models(scratch_url):
     with app.app_context():
         upgrade(directory=app.extensions["migrate"].directory)
         with db.engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                conn,
+                opts={
+                    "compare_type": True,
+                    "include_object": include_for_dialect(conn.dialect.name),
+                },
+            )
             diff = compare_metadata(context, db.metadata)
         db.engine.dispose()
     assert diff == [], f"models and migrations differ; run `helpdesk db migrate`: {diff}"

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 0a4da97db114
+Revision ID: e345237ebe80
 Revises: 
-Create Date: 2026-11-22 07:10:00.413993
+Create Date: 2026-11-22 08:30:27.296332
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0a4da97db114'
+revision = 'e345237ebe80'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -51,6 +51,8 @@ def upgrade():
     sa.Column('last_touch_source', sa.String(length=120), nullable=True),
     sa.Column('last_touch_medium', sa.String(length=120), nullable=True),
     sa.Column('last_touch_campaign', sa.String(length=120), nullable=True),
+    sa.Column('first_touch_at', sa.DateTime(), nullable=True),
+    sa.Column('last_touch_at', sa.DateTime(), nullable=True),
     sa.Column('tags', sa.JSON(), nullable=False),
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
@@ -62,6 +64,14 @@ def upgrade():
     with op.batch_alter_table('customer', schema=None) as batch_op:
         batch_op.create_index('ix_customer_created_at', ['created_at'], unique=False)
         batch_op.create_index('ix_customer_name', ['last_name', 'first_name'], unique=False)
+        batch_op.create_index('ix_customer_phone', ['phone'], unique=False, postgresql_ops={'phone': 'varchar_pattern_ops'})
+    # Customer search indexes autogenerate cannot render: expression indexes, and the email
+    # prefix index that only PostgreSQL needs (SQLite serves it from the unique index).
+    pattern = ' text_pattern_ops' if op.get_bind().dialect.name == 'postgresql' else ''
+    op.create_index('ix_customer_first_name_lower', 'customer', [sa.text(f'lower(first_name){pattern}')])
+    op.create_index('ix_customer_last_name_lower', 'customer', [sa.text(f'lower(last_name){pattern}')])
+    if op.get_bind().dialect.name == 'postgresql':
+        op.create_index('ix_customer_email_prefix', 'customer', ['email'], postgresql_ops={'email': 'varchar_pattern_ops'})
 
     op.create_table('escalation_rule',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -69,6 +79,7 @@ def upgrade():
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('builtin', sa.Boolean(), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
     sa.Column('conditions', sa.JSON(), nullable=False),
     sa.Column('actions', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
@@ -188,14 +199,20 @@ def upgrade():
     sa.Column('name', sa.String(length=120), nullable=False),
     sa.Column('segment_id', sa.Integer(), nullable=False),
     sa.Column('template_key', sa.String(length=64), nullable=False),
+    sa.Column('subject', sa.String(length=255), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('exclude_vip', sa.Boolean(), nullable=False),
+    sa.Column('send_after', sa.DateTime(), nullable=True),
     sa.Column('counts', sa.JSON(), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('sent_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.Column('sent_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['created_by_id'], ['agent.id'], name=op.f('fk_campaign_created_by_id_agent')),
     sa.ForeignKeyConstraint(['segment_id'], ['segment.id'], name=op.f('fk_campaign_segment_id_segment')),
+    sa.ForeignKeyConstraint(['sent_by_id'], ['agent.id'], name=op.f('fk_campaign_sent_by_id_agent')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign'))
     )
     op.create_table('customer_metrics',
@@ -238,33 +255,12 @@ def upgrade():
     )
     with op.batch_alter_table('email_event', schema=None) as batch_op:
         batch_op.create_index('ix_email_event_customer_type_at', ['customer_id', 'type', 'at'], unique=False)
-
-    op.create_table('flow_enrollment',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('flow_id', sa.Integer(), nullable=False),
-    sa.Column('customer_id', sa.Integer(), nullable=False),
-    sa.Column('trigger_ref', sa.String(length=120), nullable=False),
-    sa.Column('branch', sa.String(length=32), nullable=True),
-    sa.Column('step', sa.Integer(), nullable=False),
-    sa.Column('next_run_at', sa.DateTime(), nullable=True),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('holdout', sa.Boolean(), nullable=False),
-    sa.Column('exit_reason', sa.String(length=120), nullable=True),
-    sa.Column('enrolled_at', sa.DateTime(), nullable=False),
-    sa.Column('finished_at', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_flow_enrollment_customer_id_customer')),
-    sa.ForeignKeyConstraint(['flow_id'], ['flow.id'], name=op.f('fk_flow_enrollment_flow_id_flow')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_flow_enrollment')),
-    sa.UniqueConstraint('flow_id', 'trigger_ref', name=op.f('uq_flow_enrollment_flow_id_trigger_ref'))
-    )
-    with op.batch_alter_table('flow_enrollment', schema=None) as batch_op:
-        batch_op.create_index('ix_enrollment_due', ['state', 'next_run_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_flow_enrollment_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_email_event_email_at', ['email', 'at'], unique=False)
 
     op.create_table('loyalty_entry',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
-    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('points', sa.BigInteger(), nullable=False),
     sa.Column('reason', sa.String(length=32), nullable=False),
     sa.Column('ref', sa.String(length=120), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
@@ -276,6 +272,7 @@ def upgrade():
     sa.UniqueConstraint('customer_id', 'reason', 'ref', name=op.f('uq_loyalty_entry_customer_id_reason_ref'))
     )
     with op.batch_alter_table('loyalty_entry', schema=None) as batch_op:
+        batch_op.create_index('ix_loyalty_customer_created', ['customer_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_loyalty_entry_customer_id'), ['customer_id'], unique=False)
 
     op.create_table('macro',
@@ -310,6 +307,8 @@ def upgrade():
     sa.Column('landing_site', sa.String(length=1000), nullable=True),
     sa.Column('referring_site', sa.String(length=1000), nullable=True),
     sa.Column('discount_codes', sa.JSON(), nullable=False),
+    sa.Column('checkout_token', sa.String(length=64), nullable=True),
+    sa.Column('cart_token', sa.String(length=64), nullable=True),
     sa.Column('cancelled_at', sa.DateTime(), nullable=True),
     sa.Column('test', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
@@ -319,6 +318,8 @@ def upgrade():
     sa.UniqueConstraint('external_id', name=op.f('uq_order_external_id'))
     )
     with op.batch_alter_table('order', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_order_cart_token'), ['cart_token'], unique=False)
+        batch_op.create_index(batch_op.f('ix_order_checkout_token'), ['checkout_token'], unique=False)
         batch_op.create_index('ix_order_customer_placed', ['customer_id', 'placed_at'], unique=False)
         batch_op.create_index('ix_order_name', ['name'], unique=False)
         batch_op.create_index('ix_order_placed_at', ['placed_at'], unique=False)
@@ -365,12 +366,14 @@ def upgrade():
     sa.Column('expires_at', sa.DateTime(), nullable=True),
     sa.Column('lifted_at', sa.DateTime(), nullable=True),
     sa.Column('lifted_by_id', sa.Integer(), nullable=True),
+    sa.Column('lift_cause', sa.String(length=120), nullable=True),
     sa.ForeignKeyConstraint(['created_by_id'], ['agent.id'], name=op.f('fk_suppression_created_by_id_agent')),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_suppression_customer_id_customer')),
     sa.ForeignKeyConstraint(['lifted_by_id'], ['agent.id'], name=op.f('fk_suppression_lifted_by_id_agent')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_suppression'))
     )
     with op.batch_alter_table('suppression', schema=None) as batch_op:
+        batch_op.create_index('ix_suppression_active_email_reason', ['email', 'reason'], unique=False, postgresql_where=sa.text('lifted_at IS NULL'))
         batch_op.create_index('ix_suppression_customer_reason', ['customer_id', 'reason'], unique=False)
         batch_op.create_index('ix_suppression_email_active', ['email', 'lifted_at'], unique=False)
         batch_op.create_index('ix_suppression_expires', ['expires_at'], unique=False)
@@ -382,11 +385,14 @@ def upgrade():
     sa.Column('action', sa.String(length=12), nullable=False),
     sa.Column('reasons', sa.JSON(), nullable=False),
     sa.Column('at', sa.DateTime(), nullable=False),
+    sa.Column('cause', sa.String(length=160), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_suppression_change_customer_id_customer')),
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_suppression_change'))
     )
     with op.batch_alter_table('suppression_change', schema=None) as batch_op:
+        batch_op.create_index('ix_suppression_change_customer_seq', ['customer_id', 'seq'], unique=False)
         batch_op.create_index('ix_suppression_change_email', ['email'], unique=False)
+        batch_op.create_index('ix_suppression_change_email_seq', ['email', 'seq'], unique=False)
 
     op.create_table('checkout',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -424,6 +430,7 @@ def upgrade():
     sa.Column('tracking_company', sa.String(length=120), nullable=True),
     sa.Column('tracking_number', sa.String(length=120), nullable=True),
     sa.Column('tracking_url', sa.String(length=500), nullable=True),
+    sa.Column('line_external_ids', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('source_updated_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['order_id'], ['order.id'], name=op.f('fk_fulfillment_order_id_order'), ondelete='CASCADE'),
@@ -466,6 +473,7 @@ def upgrade():
     sa.UniqueConstraint('external_id', name=op.f('uq_refund_external_id'))
     )
     with op.batch_alter_table('refund', schema=None) as batch_op:
+        batch_op.create_index('ix_refund_created_at', ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_refund_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_refund_order_id'), ['order_id'], unique=False)
 
@@ -506,14 +514,17 @@ def upgrade():
     sa.Column('resolution_due_at', sa.DateTime(), nullable=True),
     sa.Column('first_responded_at', sa.DateTime(), nullable=True),
     sa.Column('sla_paused_at', sa.DateTime(), nullable=True),
+    sa.Column('sla_paused_seconds', sa.Integer(), nullable=False),
     sa.Column('solved_at', sa.DateTime(), nullable=True),
     sa.Column('closed_at', sa.DateTime(), nullable=True),
     sa.Column('merged_into_id', sa.Integer(), nullable=True),
+    sa.Column('follow_up_of_id', sa.Integer(), nullable=True),
     sa.Column('last_message_at', sa.DateTime(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['assignee_id'], ['agent.id'], name=op.f('fk_ticket_assignee_id_agent')),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_ticket_customer_id_customer')),
+    sa.ForeignKeyConstraint(['follow_up_of_id'], ['ticket.id'], name=op.f('fk_ticket_follow_up_of_id_ticket')),
     sa.ForeignKeyConstraint(['merged_into_id'], ['ticket.id'], name=op.f('fk_ticket_merged_into_id_ticket')),
     sa.ForeignKeyConstraint(['related_order_id'], ['order.id'], name=op.f('fk_ticket_related_order_id_order')),
     sa.ForeignKeyConstraint(['review_id'], ['review.id'], name=op.f('fk_ticket_review_id_review')),
@@ -544,6 +555,7 @@ def upgrade():
     sa.Column('acknowledged_at', sa.DateTime(), nullable=True),
     sa.Column('acknowledged_by_id', sa.Integer(), nullable=True),
     sa.Column('resolved_at', sa.DateTime(), nullable=True),
+    sa.Column('resolved_by_id', sa.Integer(), nullable=True),
     sa.Column('resolution_note', sa.Text(), nullable=True),
     sa.Column('renotified_at', sa.DateTime(), nullable=True),
     sa.Column('overdue', sa.Boolean(), nullable=False),
@@ -551,6 +563,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['acknowledged_by_id'], ['agent.id'], name=op.f('fk_escalation_acknowledged_by_id_agent')),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_escalation_customer_id_customer')),
     sa.ForeignKeyConstraint(['lead_id'], ['agent.id'], name=op.f('fk_escalation_lead_id_agent')),
+    sa.ForeignKeyConstraint(['resolved_by_id'], ['agent.id'], name=op.f('fk_escalation_resolved_by_id_agent')),
     sa.ForeignKeyConstraint(['rule_id'], ['escalation_rule.id'], name=op.f('fk_escalation_rule_id_escalation_rule')),
     sa.ForeignKeyConstraint(['ticket_id'], ['ticket.id'], name=op.f('fk_escalation_ticket_id_ticket'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_escalation')),
@@ -558,44 +571,40 @@ def upgrade():
     )
     with op.batch_alter_table('escalation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_escalation_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_escalation_status_ack_due', ['status', 'ack_due_at'], unique=False)
         batch_op.create_index('ix_escalation_status_created', ['status', 'created_at'], unique=False)
         batch_op.create_index('ix_escalation_ticket', ['ticket_id'], unique=False)
 
-    op.create_table('outbound_message',
+    op.create_table('flow_enrollment',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('customer_id', sa.Integer(), nullable=True),
-    sa.Column('email', sa.String(length=254), nullable=False),
-    sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('template', sa.String(length=64), nullable=False),
-    sa.Column('subject', sa.String(length=255), nullable=True),
-    sa.Column('body', sa.Text(), nullable=True),
-    sa.Column('from_name', sa.String(length=120), nullable=True),
-    sa.Column('headers', sa.JSON(), nullable=False),
-    sa.Column('variables', sa.JSON(), nullable=False),
-    sa.Column('send_after', sa.DateTime(), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('lease_until', sa.DateTime(), nullable=True),
-    sa.Column('provider_id', sa.String(length=120), nullable=True),
-    sa.Column('idempotency_key', sa.String(length=120), nullable=False),
-    sa.Column('reason', sa.Text(), nullable=True),
-    sa.Column('ticket_id', sa.Integer(), nullable=True),
-    sa.Column('flow_enrollment_id', sa.Integer(), nullable=True),
-    sa.Column('campaign_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('sent_at', sa.DateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_outbound_message_campaign_id_campaign')),
-    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_outbound_message_customer_id_customer')),
-    sa.ForeignKeyConstraint(['flow_enrollment_id'], ['flow_enrollment.id'], name=op.f('fk_outbound_message_flow_enrollment_id_flow_enrollment')),
-    sa.ForeignKeyConstraint(['ticket_id'], ['ticket.id'], name=op.f('fk_outbound_message_ticket_id_ticket')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbound_message')),
-    sa.UniqueConstraint('idempotency_key', name=op.f('uq_outbound_message_idempotency_key'))
+    sa.Column('flow_id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('trigger_ref', sa.String(length=120), nullable=False),
+    sa.Column('branch', sa.String(length=32), nullable=True),
+    sa.Column('step', sa.Integer(), nullable=False),
+    sa.Column('next_run_at', sa.DateTime(), nullable=True),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('holdout', sa.Boolean(), nullable=False),
+    sa.Column('exit_reason', sa.String(length=120), nullable=True),
+    sa.Column('enrolled_at', sa.DateTime(), nullable=False),
+    sa.Column('finished_at', sa.DateTime(), nullable=True),
+    sa.Column('plan', sa.JSON(), nullable=False),
+    sa.Column('converted_order_id', sa.Integer(), nullable=True),
+    sa.Column('converted_at', sa.DateTime(), nullable=True),
+    sa.Column('task_ticket_id', sa.Integer(), nullable=True),
+    sa.Column('sender_agent_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['converted_order_id'], ['order.id'], name=op.f('fk_flow_enrollment_converted_order_id_order')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_flow_enrollment_customer_id_customer')),
+    sa.ForeignKeyConstraint(['flow_id'], ['flow.id'], name=op.f('fk_flow_enrollment_flow_id_flow')),
+    sa.ForeignKeyConstraint(['sender_agent_id'], ['agent.id'], name=op.f('fk_flow_enrollment_sender_agent_id_agent')),
+    sa.ForeignKeyConstraint(['task_ticket_id'], ['ticket.id'], name=op.f('fk_flow_enrollment_task_ticket_id_ticket')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_flow_enrollment')),
+    sa.UniqueConstraint('flow_id', 'trigger_ref', name=op.f('uq_flow_enrollment_flow_id_trigger_ref'))
     )
-    with op.batch_alter_table('outbound_message', schema=None) as batch_op:
-        batch_op.create_index('ix_outbound_customer_kind_sent', ['customer_id', 'kind', 'sent_at'], unique=False)
-        batch_op.create_index('ix_outbound_due', ['status', 'send_after'], unique=False)
-        batch_op.create_index('ix_outbound_enrollment', ['flow_enrollment_id'], unique=False)
-        batch_op.create_index('ix_outbound_ticket', ['ticket_id'], unique=False)
+    with op.batch_alter_table('flow_enrollment', schema=None) as batch_op:
+        batch_op.create_index('ix_enrollment_due', ['state', 'next_run_at'], unique=False)
+        batch_op.create_index('ix_enrollment_flow_state', ['flow_id', 'state'], unique=False)
+        batch_op.create_index(batch_op.f('ix_flow_enrollment_customer_id'), ['customer_id'], unique=False)
 
     op.create_table('ticket_event',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -605,8 +614,10 @@ def upgrade():
     sa.Column('new_value', sa.Text(), nullable=True),
     sa.Column('actor_id', sa.Integer(), nullable=True),
     sa.Column('actor_label', sa.String(length=120), nullable=True),
+    sa.Column('merged_from_ticket_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['actor_id'], ['agent.id'], name=op.f('fk_ticket_event_actor_id_agent')),
+    sa.ForeignKeyConstraint(['merged_from_ticket_id'], ['ticket.id'], name=op.f('fk_ticket_event_merged_from_ticket_id_ticket')),
     sa.ForeignKeyConstraint(['ticket_id'], ['ticket.id'], name=op.f('fk_ticket_event_ticket_id_ticket'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket_event'))
     )
@@ -623,8 +634,10 @@ def upgrade():
     sa.Column('internal', sa.Boolean(), nullable=False),
     sa.Column('email_message_id', sa.String(length=255), nullable=True),
     sa.Column('in_reply_to', sa.String(length=255), nullable=True),
+    sa.Column('merged_from_ticket_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['author_agent_id'], ['agent.id'], name=op.f('fk_ticket_message_author_agent_id_agent')),
+    sa.ForeignKeyConstraint(['merged_from_ticket_id'], ['ticket.id'], name=op.f('fk_ticket_message_merged_from_ticket_id_ticket')),
     sa.ForeignKeyConstraint(['ticket_id'], ['ticket.id'], name=op.f('fk_ticket_message_ticket_id_ticket'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket_message'))
     )
@@ -650,6 +663,45 @@ def upgrade():
     with op.batch_alter_table('ticket_tag', schema=None) as batch_op:
         batch_op.create_index('ix_ticket_tag_tag', ['tag', 'ticket_id'], unique=False)
 
+    op.create_table('outbound_message',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=True),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('template', sa.String(length=64), nullable=False),
+    sa.Column('subject', sa.String(length=255), nullable=True),
+    sa.Column('body', sa.Text(), nullable=True),
+    sa.Column('from_name', sa.String(length=120), nullable=True),
+    sa.Column('headers', sa.JSON(), nullable=False),
+    sa.Column('variables', sa.JSON(), nullable=False),
+    sa.Column('send_after', sa.DateTime(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('lease_until', sa.DateTime(), nullable=True),
+    sa.Column('lease_owner', sa.String(length=32), nullable=True),
+    sa.Column('provider_id', sa.String(length=120), nullable=True),
+    sa.Column('idempotency_key', sa.String(length=120), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('ticket_id', sa.Integer(), nullable=True),
+    sa.Column('flow_enrollment_id', sa.Integer(), nullable=True),
+    sa.Column('campaign_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('sent_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_outbound_message_campaign_id_campaign')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_outbound_message_customer_id_customer')),
+    sa.ForeignKeyConstraint(['flow_enrollment_id'], ['flow_enrollment.id'], name=op.f('fk_outbound_message_flow_enrollment_id_flow_enrollment')),
+    sa.ForeignKeyConstraint(['ticket_id'], ['ticket.id'], name=op.f('fk_outbound_message_ticket_id_ticket')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbound_message')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_outbound_message_idempotency_key'))
+    )
+    with op.batch_alter_table('outbound_message', schema=None) as batch_op:
+        batch_op.create_index('ix_outbound_campaign', ['campaign_id'], unique=False)
+        batch_op.create_index('ix_outbound_customer_kind_sent', ['customer_id', 'kind', 'sent_at'], unique=False)
+        batch_op.create_index('ix_outbound_due', ['status', 'send_after'], unique=False)
+        batch_op.create_index('ix_outbound_enrollment', ['flow_enrollment_id'], unique=False)
+        batch_op.create_index('ix_outbound_template_status', ['template', 'status'], unique=False)
+        batch_op.create_index('ix_outbound_ticket', ['ticket_id'], unique=False)
+
     op.create_table('recovery_gesture',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('ticket_id', sa.Integer(), nullable=False),
@@ -663,13 +715,21 @@ def upgrade():
     sa.Column('proposed_by_id', sa.Integer(), nullable=True),
     sa.Column('approved_by_id', sa.Integer(), nullable=True),
     sa.Column('applied_by_id', sa.Integer(), nullable=True),
+    sa.Column('rejected_by_id', sa.Integer(), nullable=True),
+    sa.Column('requested_by_id', sa.Integer(), nullable=True),
+    sa.Column('basis', sa.JSON(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('decision_note', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('decided_at', sa.DateTime(), nullable=True),
     sa.Column('applied_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['applied_by_id'], ['agent.id'], name=op.f('fk_recovery_gesture_applied_by_id_agent')),
     sa.ForeignKeyConstraint(['approved_by_id'], ['agent.id'], name=op.f('fk_recovery_gesture_approved_by_id_agent')),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_recovery_gesture_customer_id_customer')),
     sa.ForeignKeyConstraint(['escalation_id'], ['escalation.id'], name=op.f('fk_recovery_gesture_escalation_id_escalation')),
     sa.ForeignKeyConstraint(['proposed_by_id'], ['agent.id'], name=op.f('fk_recovery_gesture_proposed_by_id_agent')),
+    sa.ForeignKeyConstraint(['rejected_by_id'], ['agent.id'], name=op.f('fk_recovery_gesture_rejected_by_id_agent')),
+    sa.ForeignKeyConstraint(['requested_by_id'], ['agent.id'], name=op.f('fk_recovery_gesture_requested_by_id_agent')),
     sa.ForeignKeyConstraint(['ticket_id'], ['ticket.id'], name=op.f('fk_recovery_gesture_ticket_id_ticket'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_recovery_gesture')),
     sa.UniqueConstraint('code', name=op.f('uq_recovery_gesture_code'))
@@ -677,6 +737,7 @@ def upgrade():
     with op.batch_alter_table('recovery_gesture', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_recovery_gesture_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_recovery_gesture_escalation_id'), ['escalation_id'], unique=False)
+        batch_op.create_index('ix_recovery_gesture_status', ['status', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_recovery_gesture_ticket_id'), ['ticket_id'], unique=False)
 
     # ### end Alembic commands ###
@@ -686,10 +747,20 @@ def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table('recovery_gesture', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_recovery_gesture_ticket_id'))
+        batch_op.drop_index('ix_recovery_gesture_status')
         batch_op.drop_index(batch_op.f('ix_recovery_gesture_escalation_id'))
         batch_op.drop_index(batch_op.f('ix_recovery_gesture_customer_id'))
 
     op.drop_table('recovery_gesture')
+    with op.batch_alter_table('outbound_message', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbound_ticket')
+        batch_op.drop_index('ix_outbound_template_status')
+        batch_op.drop_index('ix_outbound_enrollment')
+        batch_op.drop_index('ix_outbound_due')
+        batch_op.drop_index('ix_outbound_customer_kind_sent')
+        batch_op.drop_index('ix_outbound_campaign')
+
+    op.drop_table('outbound_message')
     with op.batch_alter_table('ticket_tag', schema=None) as batch_op:
         batch_op.drop_index('ix_ticket_tag_tag')
 
@@ -704,16 +775,16 @@ def downgrade():
         batch_op.drop_index('ix_ticket_event_ticket')
 
     op.drop_table('ticket_event')
-    with op.batch_alter_table('outbound_message', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbound_ticket')
-        batch_op.drop_index('ix_outbound_enrollment')
-        batch_op.drop_index('ix_outbound_due')
-        batch_op.drop_index('ix_outbound_customer_kind_sent')
+    with op.batch_alter_table('flow_enrollment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_flow_enrollment_customer_id'))
+        batch_op.drop_index('ix_enrollment_flow_state')
+        batch_op.drop_index('ix_enrollment_due')
 
-    op.drop_table('outbound_message')
+    op.drop_table('flow_enrollment')
     with op.batch_alter_table('escalation', schema=None) as batch_op:
         batch_op.drop_index('ix_escalation_ticket')
         batch_op.drop_index('ix_escalation_status_created')
+        batch_op.drop_index('ix_escalation_status_ack_due')
         batch_op.drop_index(batch_op.f('ix_escalation_customer_id'))
 
     op.drop_table('escalation')
@@ -735,6 +806,7 @@ def downgrade():
     with op.batch_alter_table('refund', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_refund_order_id'))
         batch_op.drop_index(batch_op.f('ix_refund_customer_id'))
+        batch_op.drop_index('ix_refund_created_at')
 
     op.drop_table('refund')
     with op.batch_alter_table('order_line', schema=None) as batch_op:
@@ -754,13 +826,16 @@ def downgrade():
 
     op.drop_table('checkout')
     with op.batch_alter_table('suppression_change', schema=None) as batch_op:
+        batch_op.drop_index('ix_suppression_change_email_seq')
         batch_op.drop_index('ix_suppression_change_email')
+        batch_op.drop_index('ix_suppression_change_customer_seq')
 
     op.drop_table('suppression_change')
     with op.batch_alter_table('suppression', schema=None) as batch_op:
         batch_op.drop_index('ix_suppression_expires')
         batch_op.drop_index('ix_suppression_email_active')
         batch_op.drop_index('ix_suppression_customer_reason')
+        batch_op.drop_index('ix_suppression_active_email_reason', postgresql_where=sa.text('lifted_at IS NULL'))
 
     op.drop_table('suppression')
     with op.batch_alter_table('segment_membership', schema=None) as batch_op:
@@ -777,19 +852,18 @@ def downgrade():
         batch_op.drop_index('ix_order_placed_at')
         batch_op.drop_index('ix_order_name')
         batch_op.drop_index('ix_order_customer_placed')
+        batch_op.drop_index(batch_op.f('ix_order_checkout_token'))
+        batch_op.drop_index(batch_op.f('ix_order_cart_token'))
 
     op.drop_table('order')
     op.drop_table('macro')
     with op.batch_alter_table('loyalty_entry', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_loyalty_entry_customer_id'))
+        batch_op.drop_index('ix_loyalty_customer_created')
 
     op.drop_table('loyalty_entry')
-    with op.batch_alter_table('flow_enrollment', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_flow_enrollment_customer_id'))
-        batch_op.drop_index('ix_enrollment_due')
-
-    op.drop_table('flow_enrollment')
     with op.batch_alter_table('email_event', schema=None) as batch_op:
+        batch_op.drop_index('ix_email_event_email_at')
         batch_op.drop_index('ix_email_event_customer_type_at')
 
     op.drop_table('email_event')
@@ -820,7 +894,12 @@ def downgrade():
         batch_op.drop_index('ix_escalation_rule_position')
 
     op.drop_table('escalation_rule')
+    op.drop_index('ix_customer_last_name_lower', table_name='customer')
+    op.drop_index('ix_customer_first_name_lower', table_name='customer')
+    if op.get_bind().dialect.name == 'postgresql':
+        op.drop_index('ix_customer_email_prefix', table_name='customer')
     with op.batch_alter_table('customer', schema=None) as batch_op:
+        batch_op.drop_index('ix_customer_phone', postgresql_ops={'phone': 'varchar_pattern_ops'})
         batch_op.drop_index('ix_customer_name')
         batch_op.drop_index('ix_customer_created_at')
 

@@ -52,18 +52,18 @@ class Carts:
         abandoned,
         completed=None,
         order_id=None,
-    ) -> None:
-        """One checkout row."""
+    ) -> tuple[str, str]:
+        """One checkout row; returns its token and cart token."""
         draft = self.draft
         checkout_id = draft.new_id("checkout")
-        token = draft.hex(32)
+        token, cart_token = draft.hex(32), draft.hex(32)
         items, total = self._items(lines)
         draft.add(
             "checkout",
             {
                 "id": checkout_id,
                 "token": token,
-                "cart_token": draft.hex(32),
+                "cart_token": cart_token,
                 "external_id": str(8_700_000_000 + checkout_id),
                 "customer_id": customer_id,
                 "email": email,
@@ -78,19 +78,23 @@ class Carts:
                 "recovered_order_id": order_id,
             },
         )
+        return token, cart_token
 
-    def maybe_recovered(self, customer: CustomerBrief, order_id: int, placed, lines) -> None:
-        """Now and then an order completed a cart abandoned a few hours or days before."""
+    def maybe_recovered(
+        self, customer: CustomerBrief, order_id: int, placed, lines
+    ) -> tuple[str, str] | None:
+        """Now and then an order completed a cart abandoned a few hours or days before;
+        returns that checkout's token and cart token (the order carries them)."""
         rng = self.draft.rng
         if rng.random() >= RECOVERED_SHARE:
-            return
+            return None
         created = (placed - rng.uniform(3, 48) * HOUR).replace(microsecond=0)
         created = max(created, customer.created_at)
         updated = created + 5 * MINUTE
         abandoned = updated + self.abandon
         if abandoned >= placed:
-            return
-        self.checkout(
+            return None
+        return self.checkout(
             customer_id=customer.id,
             email=customer.email,
             lines=lines,

@@ -86,9 +86,12 @@ def generate_customers(draft: Draft, products: list[ProductInfo]) -> Iterator[No
     used_emails: set[str] = set()
     for created, count in signups:
         created = created.replace(microsecond=0)
-        brief = _customer_row(draft, created, used_emails)
+        brief, row = _customer_row(draft, created, used_emails)
         draft.customers.append(brief)
-        history.write(brief, count)
+        placed = history.write(brief, count)
+        # Touches are stamped by the orders that carried them (as ingestion does).
+        row["first_touch_at"] = placed[0] if placed else created
+        row["last_touch_at"] = placed[-1] if placed else created
         if draft.pending() >= 20_000:
             yield
     _guest_checkouts(draft, carts, used_emails)
@@ -116,7 +119,7 @@ def _email(draft: Draft, first: str, last: str, used: set[str], domain: str | No
     return email
 
 
-def _customer_row(draft: Draft, created: dt.datetime, used: set[str]) -> CustomerBrief:
+def _customer_row(draft: Draft, created: dt.datetime, used: set[str]) -> tuple[CustomerBrief, dict]:
     rng = draft.rng
     customer_id = draft.new_id("customer")
     first, last = rng.choice(words.FIRST_NAMES), rng.choice(words.LAST_NAMES)
@@ -126,30 +129,30 @@ def _customer_row(draft: Draft, created: dt.datetime, used: set[str]) -> Custome
     last_touch = first_touch if rng.random() < 0.6 else draft.pick(sources)
     accepts = rng.random() < 0.62
     tags = [rng.choice(words.CUSTOMER_TAGS)] if rng.random() < 0.07 else []
-    draft.add(
-        "customer",
-        {
-            "id": customer_id,
-            "external_id": str(7_100_000_000 + customer_id),
-            "email": email,
-            "first_name": first,
-            "last_name": last,
-            "phone": f"+44 7700 900{rng.randint(0, 999):03d}" if rng.random() < 0.55 else None,
-            "accepts_marketing": accepts,
-            "marketing_updated_at": created,
-            "first_touch_source": first_touch[0],
-            "first_touch_medium": first_touch[1],
-            "first_touch_campaign": first_touch[2],
-            "last_touch_source": last_touch[0],
-            "last_touch_medium": last_touch[1],
-            "last_touch_campaign": last_touch[2],
-            "tags": tags,
-            "note": rng.choice(words.NOTES) if rng.random() < 0.03 else None,
-            "created_at": created,
-            "source_updated_at": created,
-        },
-    )
-    return CustomerBrief(
+    row = {
+        "id": customer_id,
+        "external_id": str(7_100_000_000 + customer_id),
+        "email": email,
+        "first_name": first,
+        "last_name": last,
+        "phone": f"+44 7700 900{rng.randint(0, 999):03d}" if rng.random() < 0.55 else None,
+        "accepts_marketing": accepts,
+        "marketing_updated_at": created,
+        "first_touch_source": first_touch[0],
+        "first_touch_medium": first_touch[1],
+        "first_touch_campaign": first_touch[2],
+        "last_touch_source": last_touch[0],
+        "last_touch_medium": last_touch[1],
+        "last_touch_campaign": last_touch[2],
+        "tags": tags,
+        "note": rng.choice(words.NOTES) if rng.random() < 0.03 else None,
+        "created_at": created,
+        "source_updated_at": created,
+        "first_touch_at": created,  # restamped from the orders once they exist
+        "last_touch_at": created,
+    }
+    draft.add("customer", row)
+    brief = CustomerBrief(
         id=customer_id,
         email=email,
         first_name=first,
@@ -157,6 +160,7 @@ def _customer_row(draft: Draft, created: dt.datetime, used: set[str]) -> Custome
         first_touch=first_touch,
         last_touch=last_touch,
     )
+    return brief, row
 
 
 @dataclass
@@ -175,10 +179,12 @@ class _History:
         self.carts = carts
         self.points_rate = Decimal(str(draft.settings.points_per_unit))
 
-    def write(self, customer: CustomerBrief, count: int) -> None:
-        """The customer's `count` orders spread over their active life, then their carts."""
+    def write(self, customer: CustomerBrief, count: int) -> list[dt.datetime]:
+        """The customer's `count` orders spread over their active life, then their carts;
+        returns the orders' times."""
         draft, rng, now = self.draft, self.draft.rng, self.draft.now
         balance = 0
+        placed_times: list[dt.datetime] = []
         if count:
             churned = rng.random() < (0.35 if count <= 2 else 0.2)
             gap = rng.uniform(100, 540) if churned else rng.expovariate(1 / 20)
@@ -198,8 +204,10 @@ class _History:
                 consumables = [p for p, _ in lines if p.kind == "consumable"]
                 last_consumable = consumables[0] if consumables else last_consumable
                 placed = placed.replace(microsecond=0)
+                placed_times.append(placed)
                 balance = self._order(customer, placed, lines, n == 0, touch, balance)
         self.carts.for_customer(customer)
+        return placed_times
 
     def _order(self, customer, placed, lines, first_order, touch, balance) -> int:
         """One order with its lines, fulfilment, refund, points and review; returns points."""
@@ -234,33 +242,33 @@ class _History:
         landing = None
         if touch is not None and touch[2]:
             landing = f"/?utm_source={touch[0]}&utm_medium={touch[1]}&utm_campaign={touch[2]}"
-        draft.add(
-            "order",
-            {
-                "id": order_id,
-                "external_id": str(8_300_000_000 + order_id),
-                "number": 1000 + order_id,
-                "name": name,
-                "customer_id": customer.id,
-                "email": customer.email,
-                "placed_at": placed,
-                "subtotal": money(subtotal),
-                "total": total,
-                "currency": draft.settings.currency,
-                "financial_status": financial,
-                "fulfillment_status": "fulfilled" if fulfilment else None,
-                "tracking_number": fulfilment.tracking_number if fulfilment else None,
-                "tracking_url": fulfilment.tracking_url if fulfilment else None,
-                "source": draft.pick({"web": 88, "iphone": 6, "android": 3, "pos": 3}),
-                "landing_site": landing,
-                "referring_site": None,
-                "discount_codes": codes,
-                "cancelled_at": cancelled_at,
-                "test": False,
-                "created_at": placed,
-                "source_updated_at": cancelled_at or (fulfilment.at if fulfilment else placed),
-            },
-        )
+        order_row = {
+            "id": order_id,
+            "external_id": str(8_300_000_000 + order_id),
+            "number": 1000 + order_id,
+            "name": name,
+            "customer_id": customer.id,
+            "email": customer.email,
+            "placed_at": placed,
+            "subtotal": money(subtotal),
+            "total": total,
+            "currency": draft.settings.currency,
+            "financial_status": financial,
+            "fulfillment_status": "fulfilled" if fulfilment else None,
+            "tracking_number": fulfilment.tracking_number if fulfilment else None,
+            "tracking_url": fulfilment.tracking_url if fulfilment else None,
+            "source": draft.pick({"web": 88, "iphone": 6, "android": 3, "pos": 3}),
+            "landing_site": landing,
+            "referring_site": None,
+            "discount_codes": codes,
+            "cancelled_at": cancelled_at,
+            "test": False,
+            "created_at": placed,
+            "source_updated_at": cancelled_at or (fulfilment.at if fulfilment else placed),
+            "checkout_token": None,
+            "cart_token": None,
+        }
+        draft.add("order", order_row)
         for product, quantity in lines:
             line_id = draft.new_id("order_line")
             draft.add(
@@ -298,7 +306,9 @@ class _History:
         balance = self._loyalty(customer, order_id, name, placed, total, refund, balance)
         if fulfilment is not None:
             self._review(customer, order_id, lines[0][0], fulfilment.at, refund is not None)
-        self.carts.maybe_recovered(customer, order_id, placed, lines)
+        recovered = self.carts.maybe_recovered(customer, order_id, placed, lines)
+        if recovered is not None:  # the completed cart and its order point at each other
+            order_row["checkout_token"], order_row["cart_token"] = recovered
         return balance
 
     def _fulfil(self, order_id: int, placed: dt.datetime) -> _Fulfilment | None:

@@ -275,3 +275,23 @@ def test_stock_macros_use_only_known_variables():
     assert ensure_macros() == len(MACROS)
     assert ensure_macros() == 0  # idempotent
     assert db.session.scalar(select(func.count()).select_from(Macro)) == len(MACROS)
+
+
+def test_recovered_carts_and_touches_link_to_orders(seeded):
+    recovered = db.session.scalars(select(Checkout).where(Checkout.recovered_order_id.is_not(None)))
+    for checkout in recovered:
+        order = db.session.get(Order, checkout.recovered_order_id)
+        assert (order.checkout_token, order.cart_token) == (checkout.token, checkout.cart_token)
+        assert checkout.abandoned_at < checkout.completed_at == order.placed_at
+
+    first_last = dict(
+        (customer_id, (first, last))
+        for customer_id, first, last in db.session.execute(
+            select(
+                Order.customer_id, func.min(Order.placed_at), func.max(Order.placed_at)
+            ).group_by(Order.customer_id)
+        )
+    )
+    for customer in db.session.scalars(select(Customer)):
+        expected = first_last.get(customer.id, (customer.created_at, customer.created_at))
+        assert (customer.first_touch_at, customer.last_touch_at) == expected

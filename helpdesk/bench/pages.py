@@ -61,6 +61,7 @@ def _timed(client, counter: StatementCounter, url: str, headers=None) -> tuple[f
 
 def ticket_page(app: Flask, client, samples: int, rng: random.Random) -> dict:
     """GET /tickets/<id> plus its sidebar for random tickets: server time and statements."""
+    from helpdesk.customer_context.models import Order
     from helpdesk.tickets.models import Ticket, TicketMessage
 
     with app.app_context():
@@ -71,12 +72,20 @@ def ticket_page(app: Flask, client, samples: int, rng: random.Random) -> dict:
             .order_by(func.count().desc())
             .limit(1)
         ).first()
+        biggest = db.session.execute(
+            select(Ticket.id, func.count(Order.id))
+            .join(Order, Order.customer_id == Ticket.customer_id)
+            .group_by(Ticket.id)
+            .order_by(func.count(Order.id).desc(), Ticket.id)
+            .limit(1)
+        ).first()
         db.session.rollback()
     if not ids:
         raise BenchRequestError("There are no tickets to open.")
     chosen = [rng.choice(ids) for _ in range(samples)]
-    if longest:
-        chosen.append(longest[0])  # the longest thread must not cost more statements
+    # The longest thread and the customer with the most orders must not cost more statements.
+    extremes = [row[0] for row in (longest, biggest) if row]
+    chosen += extremes
     totals, pages, sidebars, counts, cpu = [], [], [], [], []
     with StatementCounter(db.engine) as counter:
         for warm in chosen[:3]:  # templates compiled, pool warm
@@ -95,15 +104,18 @@ def ticket_page(app: Flask, client, samples: int, rng: random.Random) -> dict:
             totals.append(page_s + side_s)
             counts.append(page_q + side_q)
             cpu.append(page_cpu + _cpu["last"])
+    sampled = counts[: len(counts) - len(extremes)] or counts
     return {
         "page_and_sidebar": asdict(Latency.of(totals)),
         "page_and_sidebar_cpu": asdict(Latency.of(cpu)),
         "page": asdict(Latency.of(pages)),
         "sidebar": asdict(Latency.of(sidebars)),
-        "queries_min": min(counts),
-        "queries_max": max(counts),
-        "queries_longest_thread": counts[-1] if longest else None,
+        "queries_min": min(sampled),
+        "queries_max": max(sampled),
+        "queries_longest_thread": counts[len(sampled)] if longest else None,
         "longest_thread_messages": int(longest[1]) if longest else None,
+        "queries_biggest_customer": counts[-1] if biggest else None,
+        "biggest_customer_orders": int(biggest[1]) if biggest else None,
     }
 
 

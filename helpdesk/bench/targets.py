@@ -11,7 +11,10 @@ from dataclasses import asdict, dataclass
 
 FEED_TARGET_ENTRIES = 1_000_000
 SEGMENT_TARGET_CUSTOMERS = 100_000
-QUERY_SPREAD_ALLOWED = 2  # conditional panels (an escalation, a suppression) may add a query
+# "Constant" = bounded by the ticket, not by the data behind it: the longest thread and the
+# customer with the most orders take no more statements than the random sample's maximum.
+# The sample varies a little: panels shown only when there is something to show (an
+# escalation, a suppression, orders with lines) add their statement.
 # Below these sizes fixed costs dominate and a linear extrapolation says nothing: no verdict.
 FEED_MIN_ENTRIES_TO_SCALE = 100_000
 SEGMENT_MIN_CUSTOMERS_TO_SCALE = 10_000
@@ -38,17 +41,21 @@ def evaluate(figures: dict, engine: str) -> list[TargetRow]:
     page = figures.get("ticket_page")
     if page:
         lat = page["page_and_sidebar"]
-        spread = page["queries_max"] - page["queries_min"]
+        extremes = [
+            page[key] for key in ("queries_longest_thread", "queries_biggest_customer") if page[key]
+        ]
+        constant = all(count <= page["queries_max"] for count in extremes)
         add(
             TargetRow(
                 "ticket page + sidebar, server time",
                 f"p50 {_ms(lat['p50_ms'])}, p95 {_ms(lat['p95_ms'])}; "
                 f"{page['queries_min']}-{page['queries_max']} queries",
                 "p50 ≤ 15 ms, p95 ≤ 30 ms, constant query count",
-                lat["p50_ms"] <= 15 and lat["p95_ms"] <= 30 and spread <= QUERY_SPREAD_ALLOWED,
+                lat["p50_ms"] <= 15 and lat["p95_ms"] <= 30 and constant,
                 f"CPU p50 {_ms(page['page_and_sidebar_cpu']['p50_ms'])}; longest thread "
                 f"({page['longest_thread_messages']} messages): "
-                f"{page['queries_longest_thread']} queries",
+                f"{page['queries_longest_thread']} queries; customer with "
+                f"{page['biggest_customer_orders']} orders: {page['queries_biggest_customer']}",
             )
         )
     queue = figures.get("queue")

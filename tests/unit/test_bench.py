@@ -76,8 +76,10 @@ def test_every_target_row_is_reported(bench_result):
 def test_figures_describe_real_work(bench_result):
     figures = bench_result["figures"]
     page = figures["ticket_page"]
-    assert page["page_and_sidebar"]["samples"] == MINIMAL.ticket_samples + 1  # + longest thread
+    # + the longest thread and the customer with the most orders
+    assert page["page_and_sidebar"]["samples"] == MINIMAL.ticket_samples + 2
     assert 0 < page["queries_min"] <= page["queries_max"]
+    assert page["queries_longest_thread"] > 0 and page["queries_biggest_customer"] > 0
     assert figures["queue"]["cases"]["view=open"]["samples"] == MINIMAL.queue_samples
     assert figures["customer_search"]["samples"] == MINIMAL.search_samples
     assert figures["throughput"]["floor"]["requests"] > 0

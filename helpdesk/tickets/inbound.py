@@ -39,6 +39,7 @@ bp = Blueprint("tickets_inbound", __name__)
 csrf.exempt(bp)
 
 MAX_SKEW_SECONDS = 15 * 60
+MAX_TICKET_ID = 2**31 - 1
 _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
 _SUBJECT_TOKEN = re.compile(r"\[#(\d{1,12})\]")
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
@@ -304,6 +305,8 @@ def _thread_target(customer, subject: str, references: list[str]) -> Ticket | No
         if ticket is not None and ticket.customer_id == customer.id:
             return ticket
     for match in _SUBJECT_TOKEN.finditer(subject or ""):
+        if int(match.group(1)) > MAX_TICKET_ID:  # not one of ours (and past int4 on PostgreSQL)
+            continue
         ticket = get_ticket(int(match.group(1)))
         if ticket is not None and ticket.customer_id == customer.id:
             return ticket

@@ -41,3 +41,11 @@ def pytest_collection_modifyitems(config, items):
 def examples(n: int) -> int:
     """A test's example count, scaled by HELPDESK_FUZZ_EXAMPLES (a multiplier, default 1)."""
     return max(1, int(n * float(os.environ.get("HELPDESK_FUZZ_EXAMPLES", "1"))))
+
+
+def mostly(valid, bad):
+    """`valid` four times in five, else `bad`: enough bad values to probe, enough good ones to
+    get past validation. (one_of(valid, valid, ...) would not do: hypothesis drops repeats.)"""
+    from hypothesis import strategies as st
+
+    return st.sampled_from((0, 1, 2, 3, 4)).flatmap(lambda pick: bad if pick == 4 else valid)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 640, 240
-PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 48, 12, 12, 46
+PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 48, 36, 12, 46
 SERIES_CLASSES = ("s1", "s2", "s3", "s4", "s5", "s6", "s7")
 
 
@@ -101,8 +101,9 @@ def line_chart(
     title: str,
     max_value: float | None = None,
 ) -> Markup:
-    """One polyline per series over shared x labels (None values break nothing: drawn as 0)."""
-    values = [float(v or 0) for vs in series.values() for v in vs]
+    """One line per series over shared x labels. A None value (not measurable yet, such as an
+    immature cohort) breaks the line instead of being drawn as zero."""
+    values = [float(v) for vs in series.values() for v in vs if v is not None]
     top = _scale(max_value if max_value is not None else max(values, default=0))
     plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
     plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
@@ -110,18 +111,23 @@ def line_chart(
     n = max(len(labels), 1)
     step = plot_w / max(n - 1, 1)
     for si, (name, vs) in enumerate(series.items()):
-        points = []
+        runs: list[list[str]] = [[]]
         for i, v in enumerate(vs):
+            if v is None:
+                runs.append([])
+                continue
             x = PAD_LEFT + i * step
-            y = PAD_TOP + plot_h - plot_h * float(v or 0) / top
-            points.append(f"{x:.1f},{y:.1f}")
+            y = PAD_TOP + plot_h - plot_h * float(v) / top
+            runs[-1].append(f"{x:.1f},{y:.1f}")
             parts.append(
                 f'<circle class="dot {SERIES_CLASSES[si % 7]}" cx="{x:.1f}" cy="{y:.1f}" r="3">'
-                f"<title>{escape(f'{name} · {labels[i]}: {_fmt(float(v or 0))}')}</title></circle>"
+                f"<title>{escape(f'{name} · {labels[i]}: {_fmt(float(v))}')}</title></circle>"
             )
-        parts.append(
-            f'<polyline class="line {SERIES_CLASSES[si % 7]}" points="{" ".join(points)}"/>'
-        )
+        for run in runs:
+            if len(run) > 1:
+                parts.append(
+                    f'<polyline class="line {SERIES_CLASSES[si % 7]}" points="{" ".join(run)}"/>'
+                )
     for i, label in enumerate(labels):
         if n <= 16 or i % max(n // 12, 1) == 0:
             parts.append(

@@ -44,3 +44,9 @@ def test_chart_labels_are_escaped():
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert svg.count('class="bar s1"') == 2
     assert 'aria-label="t&lt;b&gt;"' in svg
+
+
+def test_line_chart_breaks_on_missing_values():
+    svg = str(charts.line_chart(["a", "b", "c", "d"], {"s": [0.5, None, 0.2, 0.3]}, "t"))
+    assert svg.count("<circle") == 3  # no dot for the missing value
+    assert svg.count("<polyline") == 1  # "a" stands alone; "c"-"d" is one run

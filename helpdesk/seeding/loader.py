@@ -80,15 +80,18 @@ class BulkWriter:
                 )
 
     def finish(self) -> None:
-        """Move PostgreSQL id sequences past the explicitly numbered rows."""
+        """On PostgreSQL: move id sequences past the explicitly numbered rows, and refresh the
+        planner's statistics, which still describe the tables as they were before the load
+        (the derivations that follow would otherwise get plans made for empty tables)."""
         if not self.postgres:
             return
         preparer = self.session.get_bind().dialect.identifier_preparer
         for name in self.written:
             table = self._table(name)
+            quoted = preparer.format_table(table)
+            self.session.execute(text(f"ANALYZE {quoted}"))
             if "id" not in table.columns or not table.columns["id"].primary_key:
                 continue
-            quoted = preparer.format_table(table)
             self.session.execute(
                 text(
                     "SELECT setval(pg_get_serial_sequence(:table, 'id'), "

@@ -202,6 +202,7 @@ def upsert_order(
         was_cancelled = True  # a first sighting never sends order_cancelled
     else:
         was_cancelled = order.cancelled_at is not None
+        counted_before = _counted_facts(order)
         changed = assign(order, **values)
         lines = [_line_values(line, products) for line in data.lines]
         if _line_key(order.lines) != _values_key(lines):
@@ -218,8 +219,26 @@ def upsert_order(
         _announce_new(order, data, customer)
     elif not was_cancelled and order.cancelled_at is not None and customer is not None:
         events.order_cancelled.send(SENDER, order=order, customer=customer)
+    elif status == "updated" and _counted_facts(order) != counted_before:
+        # An edited total, a test flag, an un-cancel or another customer: what the metrics
+        # count changed without a signal of its own, so refresh them here (both customers).
+        from helpdesk.customer_context.metrics import refresh_customer
+
+        for customer_id in {counted_before[0], order.customer_id} - {None}:
+            refresh_customer(customer_id)
     _record_embedded(order, data)
     return Outcome(order, status)
+
+
+def _counted_facts(order: Order) -> tuple:
+    """What the customer metrics read from an order: whose, whether counted, how much, when."""
+    return (
+        order.customer_id,
+        order.cancelled_at is None,
+        bool(order.test),
+        order.total,
+        order.placed_at,
+    )
 
 
 def create_orders(

@@ -170,6 +170,8 @@ Index("ix_ticket_status_priority", Ticket.status, Ticket.priority_rank, Ticket.i
 Index("ix_ticket_status_frt_due", Ticket.status, Ticket.first_response_due_at)
 Index("ix_ticket_escalated_status", Ticket.escalated, Ticket.status)
 Index("ix_ticket_merged_into", Ticket.merged_into_id)
+Index("ix_ticket_created", Ticket.created_at, Ticket.id)  # queue newest/oldest, any view
+Index("ix_ticket_follow_up_of", Ticket.follow_up_of_id)  # related_tickets on the ticket page
 Index("ix_ticket_related_order", Ticket.related_order_id)
 Index("ix_ticket_tag_tag", TicketTag.tag, TicketTag.ticket_id)
 Index("ix_ticket_message_ticket", TicketMessage.ticket_id, TicketMessage.id)

@@ -172,6 +172,7 @@ Index("ix_ticket_escalated_status", Ticket.escalated, Ticket.status)
 Index("ix_ticket_merged_into", Ticket.merged_into_id)
 Index("ix_ticket_created", Ticket.created_at, Ticket.id)  # queue newest/oldest, any view
 Index("ix_ticket_follow_up_of", Ticket.follow_up_of_id)  # related_tickets on the ticket page
+Index("ix_ticket_priority_created", Ticket.priority_rank.desc(), Ticket.created_at, Ticket.id)
 Index("ix_ticket_related_order", Ticket.related_order_id)
 Index("ix_ticket_tag_tag", TicketTag.tag, TicketTag.ticket_id)
 Index("ix_ticket_message_ticket", TicketMessage.ticket_id, TicketMessage.id)

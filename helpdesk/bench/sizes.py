@@ -24,7 +24,7 @@ class BenchSize:
     changes_pages: int = 60  # /changes pages of 1,000 at random offsets
     dispatch_messages: int = 2_000
     import_lines: int = 20_000
-    import_seconds: float = 180.0  # the import is stopped past this; its rate is still known
+    import_seconds: float = 120.0  # the import is stopped past this; its rate is still known
     load_seconds: float = 6.0  # per gunicorn throughput run
     load_requests: int = 4_000  # hard cap per throughput run
 
@@ -54,7 +54,7 @@ SIZES: dict[str, BenchSize] = {
         tickets=50_000,
         feed_entries=1_000_000,
         import_lines=200_000,
-        import_seconds=300.0,
+        import_seconds=120.0,
     ),
     "large": BenchSize(
         "large",
@@ -64,6 +64,6 @@ SIZES: dict[str, BenchSize] = {
         postgres_only=True,
         feed_entries=1_000_000,
         import_lines=200_000,
-        import_seconds=300.0,
+        import_seconds=120.0,
     ),
 }

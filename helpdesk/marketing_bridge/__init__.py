@@ -14,7 +14,8 @@ def init_app(app: Flask) -> None:
     suppression.init_app(app)  # the shared table, send gate, ESP feed and ESP events webhook
     tasks.init_app(app)  # dispatcher, cart recovery, flows upkeep, segment refresh
     flows.connect()  # post-purchase, cart recovery, winback, tier welcome handlers
-    events.order_placed.connect(membership.on_order_placed, weak=False)
+    # Not order_placed too: every order refreshes the customer's metrics, which then emits
+    # customer_metrics_changed; a second refresh on order_placed doubled the work per order.
     events.customer_metrics_changed.connect(membership.on_metrics_changed, weak=False)
     from helpdesk.marketing_bridge import views
 

@@ -123,14 +123,9 @@ def refresh_customer(customer_id: int, now: dt.datetime | None = None) -> dict:
     return {"entered": entered, "exited": exited}
 
 
-def on_order_placed(sender, order, customer, **_):
-    """order_placed: the customer's segments follow their new order at once."""
-    if customer is not None and customer.id is not None:
-        refresh_customer(customer.id)
-
-
 def on_metrics_changed(sender, customer, metrics=None, **_):
-    """customer_metrics_changed: recency, value and tier moved; so may the segments."""
+    """customer_metrics_changed (also sent for every new, refunded or cancelled order, after
+    the metrics moved): recency, value, tier and order history may change the segments."""
     if customer is not None and customer.id is not None:
         refresh_customer(customer.id)
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: e345237ebe80
+Revision ID: 390dee7efcc3
 Revises: 
-Create Date: 2026-11-22 08:30:27.296332
+Create Date: 2026-11-22 09:02:06.102090
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'e345237ebe80'
+revision = '390dee7efcc3'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -532,9 +532,12 @@ def upgrade():
     )
     with op.batch_alter_table('ticket', schema=None) as batch_op:
         batch_op.create_index('ix_ticket_assignee_status', ['assignee_id', 'status', 'id'], unique=False)
+        batch_op.create_index('ix_ticket_created', ['created_at', 'id'], unique=False)
         batch_op.create_index('ix_ticket_customer_status', ['customer_id', 'status'], unique=False)
         batch_op.create_index('ix_ticket_escalated_status', ['escalated', 'status'], unique=False)
+        batch_op.create_index('ix_ticket_follow_up_of', ['follow_up_of_id'], unique=False)
         batch_op.create_index('ix_ticket_merged_into', ['merged_into_id'], unique=False)
+        batch_op.create_index('ix_ticket_priority_created', [sa.literal_column('priority_rank DESC'), 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_ticket_related_order', ['related_order_id'], unique=False)
         batch_op.create_index('ix_ticket_status_created', ['status', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_ticket_status_frt_due', ['status', 'first_response_due_at'], unique=False)
@@ -793,9 +796,12 @@ def downgrade():
         batch_op.drop_index('ix_ticket_status_frt_due')
         batch_op.drop_index('ix_ticket_status_created')
         batch_op.drop_index('ix_ticket_related_order')
+        batch_op.drop_index('ix_ticket_priority_created')
         batch_op.drop_index('ix_ticket_merged_into')
+        batch_op.drop_index('ix_ticket_follow_up_of')
         batch_op.drop_index('ix_ticket_escalated_status')
         batch_op.drop_index('ix_ticket_customer_status')
+        batch_op.drop_index('ix_ticket_created')
         batch_op.drop_index('ix_ticket_assignee_status')
 
     op.drop_table('ticket')

@@ -166,7 +166,7 @@ def csv_import(
     path = workdir / f"bench-transactions-{run}.csv"
     orders = write_transactions_csv(path, lines, run, rng)
     env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
-    every = max(100, lines // 50)
+    every = 2 * IMPORT_BATCH  # about one progress line per committed batch
     command = [
         sys.executable,
         "-m",

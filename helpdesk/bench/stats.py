@@ -95,11 +95,6 @@ def current_rss_mb(pid: int) -> float | None:
     return None
 
 
-def rusage_peak_mb(rusage) -> float:
-    """ru_maxrss of a waited child (kilobytes on Linux) in MB."""
-    return round(rusage.ru_maxrss / 1024, 1)
-
-
 def cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo (or the platform's processor string)."""
     try:

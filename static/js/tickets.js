@@ -49,8 +49,11 @@
     paintCursor(all, index);
   }
 
-  document.addEventListener("htmx:afterSwap", function (event) {
-    if (!event.target || event.target.id !== "queue-table") return;
+  // After any swap has settled (htmx settles `class` too, which would wipe a class painted
+  // on afterSwap), a new table repaints the cursor on its ticket, or drops it: a cursor
+  // kept but not painted made the next "j" skip the first row.
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!document.getElementById("queue-table")) return;
     var all = rows();
     var index = cursorIndex(all);
     if (index >= 0) paintCursor(all, index);

@@ -21,6 +21,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         static_folder=str(settings.ROOT / "static"),
     )
     app.config.update(settings.load(config))
+    # The default SQLite database lives under instance/; a fresh clone has no such folder yet.
+    settings.INSTANCE.mkdir(exist_ok=True)
 
     db.init_app(app)
     with app.app_context():

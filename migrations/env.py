@@ -2,9 +2,9 @@ import logging
 from logging.config import fileConfig
 
 from alembic import context
+from flask import current_app
 
 from helpdesk.database import include_for_dialect
-from flask import current_app
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -91,7 +91,7 @@ def run_migrations_online():
 
     with connectable.connect() as connection:
         # PostgreSQL-only objects (.ddl_if) are neither generated nor expected on SQLite.
-        conf_args.setdefault('include_object', include_for_dialect(connection.dialect.name))
+        conf_args.setdefault("include_object", include_for_dialect(connection.dialect.name))
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

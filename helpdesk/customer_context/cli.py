@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from helpdesk.customer_context.metrics import SEGMENTS, MetricsConfigError, recompute
 from helpdesk.customer_context.models import Customer, CustomerMetrics
+from helpdesk.exports import csv_cell
 from helpdesk.extensions import db
 
 EXPORT_COLUMNS = (
@@ -83,7 +84,11 @@ def export_command(file: str):
             .execution_options(yield_per=1000)
         )
         for external_id, email, m in rows:
-            writer.writerow(export_row(external_id, email, m))
+            # Ids and emails come from outside (a valid email may start with = or +): text
+            # cells a spreadsheet would evaluate are neutralised; the figures stay numbers.
+            row = export_row(external_id, email, m)
+            row[0], row[1] = csv_cell(row[0]), csv_cell(row[1])
+            writer.writerow(row)
             count += 1
     finally:
         if stream is None:

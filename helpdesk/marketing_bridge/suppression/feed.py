@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from marshmallow import ValidationError
 
 from helpdesk.auth.access import api_key_required
+from helpdesk.exports import csv_cell
 from helpdesk.extensions import csrf
 from helpdesk.marketing_bridge.suppression import queries
 from helpdesk.marketing_bridge.suppression.schemas import ChangesQuery, FeedQuery, encode_cursor
@@ -95,9 +96,11 @@ def _csv_rows():
     writer.writerow(CSV_COLUMNS)
     yield flush()
     for lines, entry in enumerate(queries.iter_feed(), start=1):
+        # csv_cell: an address such as =cmd|'/C calc'!A0@x.test is valid, and a spreadsheet
+        # would run it. A neutralised cell only ever affects such addresses.
         writer.writerow(
             (
-                entry.email,
+                csv_cell(entry.email),
                 entry.customer_id if entry.customer_id is not None else "",
                 ";".join(entry.reasons),
                 queries.iso(entry.suppressed_since),

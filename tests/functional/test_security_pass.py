@@ -1,0 +1,314 @@
+"""Security pass (issue 10), beyond the spine's test_security.py: ids out of range, IDOR across
+the API, CSV formula injection in every export, header injection in outbound email, customer
+HTML rendered inert on every page that shows it, constant-time comparison of every secret."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import CSRF_META
+from tests.factories.auth import make_api_key
+
+HUGE_IDS = (2**31, 2**63, 10**30)
+
+
+def _int_routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static" or not rule.arguments:
+            continue
+        if all(type(c).__name__ != "IdConverter" for c in rule._converters.values()):
+            continue
+        yield rule
+
+
+def _build(app, rule, value):
+    values = {
+        arg: value if type(c).__name__ == "IdConverter" else "x"
+        for arg, c in rule._converters.items()
+    }
+    path = rule.rule
+    for arg, v in values.items():
+        path = path.replace(f"<int:{arg}>", str(v)).replace(f"<{arg}>", str(v))
+    return path
+
+
+# --- ids past the database's integer range ---------------------------------------------------
+
+
+def test_ids_past_the_integer_range_are_404_everywhere(app, admin_client):
+    """An id past int4 must not reach the database (OverflowError / out of range → 500)."""
+    _, token = make_api_key(
+        "tickets:read", "tickets:write", "customers:read", "suppressions:read", name="huge"
+    )
+    failures = []
+    for rule in _int_routes(app):
+        for value in HUGE_IDS:
+            url = _build(app, rule, value)
+            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+                headers = {"X-CSRFToken": admin_client.csrf_token}
+                if rule.rule.startswith("/api/"):
+                    headers = {"Authorization": f"Bearer {token}"}
+                response = admin_client.raw.open(url, method=method, headers=headers, data={})
+                # 405 where another method's rule shares the path: no match, no database.
+                if response.status_code not in (404, 405):
+                    failures.append(f"{method} {url} → {response.status_code}")
+    assert not failures, "\n".join(failures)
+
+
+def test_huge_integer_query_parameters_are_refused_not_500(app, anon_client):
+    _, token = make_api_key("suppressions:read", name="huge query")
+    headers = {"Authorization": f"Bearer {token}"}
+    for value in HUGE_IDS:
+        for url in (
+            f"/api/v1/suppressions/changes?after={value}",
+            f"/api/v1/suppressions/changes?limit={value}",
+            f"/api/v1/suppressions?limit={value}",
+        ):
+            response = anon_client.get(url, headers=headers)
+            assert response.status_code in (200, 400), (url, response.status_code)
+            assert response.is_json
+
+
+@pytest.fixture
+def login_token(anon_client):
+    page = anon_client.get("/login")
+    return CSRF_META.search(page.get_data(as_text=True)).group(1)
+
+
+# --- IDOR across the API -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_customers(agent):
+    from helpdesk.tickets import services as tickets
+    from tests.factories.customer_context import CustomerFactory, OrderFactory
+
+    alice = CustomerFactory(email="alice-idor@shop.test")
+    bob = CustomerFactory(email="bob-idor@shop.test")
+    bob_order = OrderFactory(customer=bob, external_id="bob-order-77", name="#77")
+    ticket = tickets.open_ticket(alice, "Where is my parcel?", "Tracking says nothing.")
+    tickets.add_message(
+        ticket,
+        "Customer is rude, handle with care",
+        author_type="agent",
+        agent=agent,
+        internal=True,
+    )
+    return {"alice": alice, "bob": bob, "bob_order": bob_order, "ticket": ticket}
+
+
+def _bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_each_scope_opens_its_own_routes_only(anon_client, two_customers):
+    """A key is scoped: holding one scope never reads another scope's resources."""
+    ticket, alice = two_customers["ticket"], two_customers["alice"]
+    routes = {
+        "tickets:read": ("GET", f"/api/v1/tickets/{ticket.id}"),
+        "customers:read": ("GET", f"/api/v1/customers/{alice.id}/context"),
+        "suppressions:read": ("GET", "/api/v1/suppressions"),
+        "tickets:write": ("POST", "/api/v1/tickets"),
+    }
+    for held in routes:
+        _, token = make_api_key(held, name=f"only {held}")
+        for scope, (method, url) in routes.items():
+            response = anon_client.open(url, method=method, headers=_bearer(token), json={})
+            if scope == held:
+                assert response.status_code in (200, 201, 422), (held, url, response.status_code)
+            else:
+                assert response.status_code == 403, (held, url, response.status_code)
+                body = response.get_json()
+                assert set(body) == {"error"} and scope in body["error"]  # names no data
+
+
+def test_revoked_and_forged_keys_open_nothing(anon_client, two_customers):
+    from helpdesk.auth.services import revoke_api_key
+
+    key, token = make_api_key("tickets:read", name="to revoke")
+    url = f"/api/v1/tickets/{two_customers['ticket'].id}"
+    assert anon_client.get(url, headers=_bearer(token)).status_code == 200
+    revoke_api_key(key)
+    assert anon_client.get(url, headers=_bearer(token)).status_code == 401
+    prefix = token.split("_")[1] if token.count("_") >= 2 else token[:8]
+    for forged in (token[:-1] + ("A" if token[-1] != "A" else "B"), f"hd_{prefix}_", "Bearer"):
+        assert anon_client.get(url, headers=_bearer(forged)).status_code == 401
+
+
+def test_unknown_ids_are_404_and_say_nothing_about_other_records(anon_client, two_customers):
+    _, token = make_api_key("tickets:read", "customers:read", name="reader")
+    existing = two_customers["ticket"].id
+    for url in (
+        f"/api/v1/tickets/{existing + 1000}",
+        f"/api/v1/customers/{existing + 1000}/context",
+    ):
+        response = anon_client.get(url, headers=_bearer(token))
+        assert response.status_code == 404
+        body = response.get_json()
+        assert set(body) == {"error"}
+        assert "@" not in body["error"] and "Traceback" not in body["error"]
+
+
+def test_ticket_api_never_exposes_internal_notes(anon_client, two_customers):
+    _, token = make_api_key("tickets:read", name="reader")
+    ticket = two_customers["ticket"]
+    body = anon_client.get(f"/api/v1/tickets/{ticket.id}", headers=_bearer(token)).get_json()
+    texts = " ".join(m["body_text"] for m in body["messages"])
+    assert "Tracking says nothing." in texts
+    assert "handle with care" not in texts
+
+
+def test_a_ticket_cannot_be_linked_to_another_customers_order(anon_client, two_customers):
+    """order_id is looked up within the ticket's own customer: naming Bob's order from
+    Alice's address neither links it nor reveals that it exists."""
+    _, token = make_api_key("tickets:write", name="writer")
+    bob_order = two_customers["bob_order"]
+    for reference in (bob_order.external_id, bob_order.name, "77"):
+        response = anon_client.post(
+            "/api/v1/tickets",
+            headers=_bearer(token),
+            json={
+                "customer": {"email": "alice-idor@shop.test", "name": "Alice"},
+                "subject": "About an order",
+                "body": "Please refund it.",
+                "order_id": reference,
+            },
+        )
+        assert response.status_code == 422, reference
+        assert response.get_json()["fields"]["order_id"] == [
+            "No order with this id or number for this customer."
+        ]
+
+
+# --- CSV formula injection in every export -----------------------------------------------------
+
+# A valid email address a spreadsheet would run (DDE), and names an attacker controls.
+EVIL_EMAIL = "=cmd|'/ccalc.exe'!a0@evil.test"
+EVIL = ('=HYPERLINK("http://evil.test","x")', "+1+1", "-2+3", "@SUM(1)", "\t=1", "\r=1")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _dangerous_cells(text: str) -> list[str]:
+    """Cells a spreadsheet would evaluate: formula starts that are not plain numbers."""
+    import csv
+    import io
+
+    bad = []
+    for row in csv.reader(io.StringIO(text)):
+        for cell in row:
+            if not cell.startswith(FORMULA_START):
+                continue
+            try:
+                float(cell)
+            except ValueError:
+                bad.append(cell)
+    return bad
+
+
+@pytest.fixture
+def hostile_store(agent):
+    """Customer-supplied text full of formulas, reaching every export."""
+    from decimal import Decimal
+
+    from helpdesk.customer_context.metrics import recompute_all
+    from helpdesk.marketing_bridge.suppression import services as suppression
+    from tests.factories.customer_context import CustomerFactory, OrderFactory, ProductFactory
+    from tests.factories.marketing_bridge import SegmentFactory
+
+    customers = []
+    for i, evil in enumerate(EVIL):
+        customer = CustomerFactory(
+            email=EVIL_EMAIL if i == 0 else f"csv{i}@shop.test",
+            external_id=evil,
+            first_name=evil,
+            last_name=evil,
+            first_touch_source=evil,
+            first_touch_medium=evil,
+            first_touch_campaign=evil,
+        )
+        product = ProductFactory(title=evil, category=evil)
+        order = OrderFactory(customer=customer, total=Decimal("40.00") + i, source=evil)
+        order.lines = []
+        from helpdesk.customer_context.models import OrderLine
+
+        order.lines.append(
+            OrderLine(title=evil, sku=f"S{i}", quantity=1, price=Decimal("40.00"), product=product)
+        )
+        customers.append(customer)
+    suppression.suppress(customers[0], EVIL_EMAIL, "manual", note=EVIL[0])
+    recompute_all()
+    segment = SegmentFactory(
+        name="Everyone", definition={"all": [{"field": "orders_count", "op": ">=", "value": 1}]}
+    )
+    from helpdesk.marketing_bridge.segments import refresh_segment
+
+    refresh_segment(segment)
+    return {"customers": customers, "segment": segment}
+
+
+def test_report_exports_neutralise_formulas(lead_client, hostile_store):
+    from helpdesk.reports.pages import PAGES
+
+    checked = 0
+    for key in PAGES:
+        page = lead_client.get(f"/reports/{key}?start=2000-01-01&end=2100-01-01")
+        assert page.status_code == 200, key
+        for table in sorted(
+            set(re.findall(rf"/reports/{key}/([\w-]+)\.csv", page.get_data(as_text=True)))
+        ):
+            response = lead_client.get(
+                f"/reports/{key}/{table}.csv?start=2000-01-01&end=2100-01-01"
+            )
+            assert response.status_code == 200, (key, table)
+            text = response.get_data(as_text=True)
+            assert not _dangerous_cells(text), (key, table, _dangerous_cells(text))
+            checked += 1
+    assert checked >= len(PAGES), "fewer CSV exports than report pages: links not found"
+
+
+def test_segment_export_neutralises_formulas(agent_client, hostile_store):
+    segment = hostile_store["segment"]
+    response = agent_client.get(f"/marketing/segments/{segment.id}/members.csv")
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "'=HYPERLINK" in text and "'" + EVIL_EMAIL in text  # present, neutralised
+    assert not _dangerous_cells(text), _dangerous_cells(text)
+
+
+def test_suppression_feed_csv_neutralises_formulas(anon_client, hostile_store):
+    _, token = make_api_key("suppressions:read", name="esp")
+    response = anon_client.get("/api/v1/suppressions?format=csv", headers=_bearer(token))
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and "'" + EVIL_EMAIL in text
+    assert not _dangerous_cells(text), _dangerous_cells(text)
+
+
+def test_rfm_export_neutralises_formulas(app, hostile_store, tmp_path):
+    from helpdesk.customer_context.cli import export_command
+
+    target = tmp_path / "rfm.csv"
+    result = app.test_cli_runner().invoke(export_command, [str(target)])
+    assert result.exit_code == 0, result.output
+    text = target.read_text()
+    assert "'" + EVIL_EMAIL in text and "'=HYPERLINK" in text
+    assert not _dangerous_cells(text), _dangerous_cells(text)
+
+
+def test_every_csv_response_in_the_code_goes_through_csv_cell():
+    """New exports must use exports.csv_response (or csv_cell): a grep of the package."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "helpdesk"
+    offenders = []
+    for path in root.rglob("*.py"):
+        if "bench" in path.parts:
+            continue  # the benchmark writes its own synthetic input files, not exports
+        source = path.read_text()
+        writes_csv = "csv.writer(" in source or "text/csv" in source
+        neutralised = "csv_cell" in source or "csv_response" in source
+        # exports.py defines them; openapi.py only names the media type.
+        if writes_csv and not neutralised and path.name not in ("exports.py", "openapi.py"):
+            offenders.append(str(path.relative_to(root)))
+    assert not offenders, offenders

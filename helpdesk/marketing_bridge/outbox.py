@@ -9,6 +9,7 @@ webhook, a job retried after a crash) never creates a second message.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -70,11 +71,12 @@ def enqueue(
     address = (email or (customer.email if customer is not None else "") or "").strip().lower()
     if not address or "@" not in address:
         raise OutboxError("email", "The message has no valid recipient address.")
-    subject = (subject or "").strip()
+    subject = one_line(subject)
     if not subject:
         raise OutboxError("subject", "A subject is required.")
     if len(subject) > MAX_SUBJECT:
         subject = subject[: MAX_SUBJECT - 1] + "…"
+    headers = _safe_headers(headers)
 
     message = OutboundMessage(
         customer_id=customer.id if customer is not None else None,
@@ -83,8 +85,8 @@ def enqueue(
         template=template,
         subject=subject,
         body=body or "",
-        from_name=(from_name or None) and from_name[:120],
-        headers=dict(headers or {}),
+        from_name=one_line(from_name)[:120] or None,
+        headers=headers,
         variables=_jsonable(variables or {}),
         send_after=to_utc_naive(send_after) if send_after else utcnow(),
         status="scheduled",
@@ -146,6 +148,29 @@ def skip_scheduled(
         if isinstance(obj, OutboundMessage) and obj.status == "scheduled":
             db.session.expire(obj, ["status", "reason"])
     return result.rowcount or 0
+
+
+# A header field name: printable ASCII without the colon (RFC 5322 section 3.6.8).
+_HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")
+_LINE_BREAKS = re.compile(r"[\r\n\x00\x0b\x0c\x85\u2028\u2029]+")
+
+
+def one_line(text: str | None) -> str:
+    """`text` with every line break (and NUL) replaced by a space: the subject, the sender's
+    name and header values become email header lines, where a CR/LF would start a header of
+    the sender's choosing (Bcc:, a second body). Customer text reaches them (a ticket subject
+    from an inbound email, a first name in a campaign subject), so they are folded here."""
+    return " ".join(_LINE_BREAKS.sub(" ", text or "").split())
+
+
+def _safe_headers(headers: dict | None) -> dict:
+    """Extra headers with valid names (else OutboxError) and single-line values."""
+    safe = {}
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise OutboxError("headers", f"Invalid email header name {name!r}.")
+        safe[name] = one_line(str(value))
+    return safe
 
 
 def _jsonable(value):

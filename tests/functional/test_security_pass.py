@@ -312,3 +312,87 @@ def test_every_csv_response_in_the_code_goes_through_csv_cell():
         if writes_csv and not neutralised and path.name not in ("exports.py", "openapi.py"):
             offenders.append(str(path.relative_to(root)))
     assert not offenders, offenders
+
+
+# --- header injection in outbound email --------------------------------------------------------
+
+
+def test_enqueue_folds_line_breaks_out_of_every_header_field(app):
+    from helpdesk.marketing_bridge import outbox
+    from tests.factories.customer_context import CustomerFactory
+
+    customer = CustomerFactory(email="crlf@shop.test")
+    message = outbox.enqueue(
+        customer=customer,
+        kind="transactional",
+        template="agent_reply",
+        subject="Your order\r\nBcc: everyone@evil.test\r\n\r\nFree money",
+        body="Body text may\r\nhave lines.",
+        from_name="Ada\nReply-To: evil@evil.test",
+        headers={"In-Reply-To": "<a@b>\r\nBcc: x@evil.test", "References": "<a@b>\n<c@d>"},
+        idempotency_key="crlf-1",
+    )
+    fields = [message.subject, message.from_name, *message.headers.values()]
+    assert all("\r" not in f and "\n" not in f for f in fields), fields
+    assert message.subject == "Your order Bcc: everyone@evil.test Free money"
+    assert message.headers["References"] == "<a@b> <c@d>"
+    assert message.body == "Body text may\r\nhave lines."  # the body is not a header
+
+
+@pytest.mark.parametrize("name", ["Bcc\r\nX", "X-Tag:", "", "Bad Name", "Ünïcode"])
+def test_enqueue_refuses_a_header_name_that_is_not_a_header_name(app, name):
+    from helpdesk.marketing_bridge import outbox
+    from tests.factories.customer_context import CustomerFactory
+
+    with pytest.raises(outbox.OutboxError) as refused:
+        outbox.enqueue(
+            customer=CustomerFactory(),
+            kind="transactional",
+            template="agent_reply",
+            subject="Hello",
+            body="x",
+            headers={name: "v"},
+            idempotency_key=f"bad-header-{name!r}",
+        )
+    assert refused.value.field == "headers"
+
+
+def test_a_customer_subject_with_crlf_cannot_inject_headers_into_the_agent_reply(
+    app, agent, anon_client
+):
+    """The customer writes the subject (inbound email); the agent's reply quotes it."""
+    import hashlib
+    import hmac
+    import time
+
+    from sqlalchemy import select
+
+    from helpdesk.extensions import db
+    from helpdesk.marketing_bridge.esp import WebhookBackend
+    from helpdesk.marketing_bridge.models import OutboundMessage
+    from helpdesk.tickets import services as tickets
+    from helpdesk.tickets.models import Ticket
+    from tests.conftest import TEST_SECRETS
+
+    timestamp, token = str(int(time.time())), "crlf-token"
+    key = TEST_SECRETS["MAILGUN_SIGNING_KEY"].encode()
+    response = anon_client.post(
+        "/webhooks/email/inbound",
+        data={
+            "sender": "Mallory <mallory@shop.test>",
+            "recipient": "support@example-store.test",
+            "subject": "Refund\r\nBcc: all-customers@evil.test",
+            "body-plain": "Give me a refund.",
+            "timestamp": timestamp,
+            "token": token,
+            "signature": hmac.new(key, (timestamp + token).encode(), hashlib.sha256).hexdigest(),
+        },
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    ticket = db.session.get(Ticket, response.get_json()["ticket_id"])
+    tickets.add_message(ticket, "We are on it.", author_type="agent", agent=agent)
+    reply = db.session.scalar(select(OutboundMessage).where(OutboundMessage.ticket_id == ticket.id))
+    assert "\r" not in reply.subject and "\n" not in reply.subject, reply.subject
+    payload = WebhookBackend("http://127.0.0.1:9/x", "s", 1).payload(reply)
+    for value in (payload["subject"], payload["from"]["name"], *payload["headers"].values()):
+        assert "\r" not in value and "\n" not in value

@@ -396,3 +396,268 @@ def test_a_customer_subject_with_crlf_cannot_inject_headers_into_the_agent_reply
     payload = WebhookBackend("http://127.0.0.1:9/x", "s", 1).payload(reply)
     for value in (payload["subject"], payload["from"]["name"], *payload["headers"].values()):
         assert "\r" not in value and "\n" not in value
+
+
+# --- customer-supplied text renders inert on every page that shows it ---------------------------
+
+XSS_SCRIPT = '<script>alert("xss")</script>'
+XSS_IMG = "<img src=x onerror=alert(1)>"
+XSS_HTML_BODY = (
+    '<p onclick="steal()">Hi</p><img src="https://x.test/a.png" onerror="alert(1)">'
+    '<a href="javascript:alert(1)">click</a><script>alert(2)</script>'
+    '<svg onload="alert(3)"></svg><iframe src="https://evil.test"></iframe>'
+)
+
+
+class _ActiveContent:
+    """Finds what a browser would run: inline or foreign scripts, on* handlers, javascript:
+    URLs, frames and objects."""
+
+    def __init__(self, html: str):
+        from html.parser import HTMLParser
+
+        self.found: list[str] = []
+        outer = self
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                names = dict(attrs)
+                if tag == "script" and not (names.get("src") or "").startswith("/static/"):
+                    outer.found.append(f"<script {names}>")
+                if tag in ("iframe", "object", "embed", "frame"):
+                    outer.found.append(f"<{tag}>")
+                for name, value in attrs:
+                    if name.startswith("on"):
+                        outer.found.append(f"<{tag} {name}={value!r}>")
+                    url = (value or "").strip().lower().replace("\t", "").replace("\n", "")
+                    if name in ("href", "src", "action", "formaction") and url.startswith(
+                        ("javascript:", "vbscript:", "data:text/html")
+                    ):
+                        outer.found.append(f"<{tag} {name}={value!r}>")
+
+        Parser().feed(html)
+
+
+@pytest.fixture
+def hostile_customer(app, agent, anon_client):
+    """One customer whose every free-text field is an attack, seen by every feature."""
+    import datetime as dt
+    import hashlib
+    import hmac
+    import time
+    from decimal import Decimal
+
+    from helpdesk.customer_context import loyalty
+    from helpdesk.customer_context.metrics import recompute_all
+    from helpdesk.customer_context.models import OrderLine
+    from helpdesk.customer_context.services import record_refund, record_review
+    from helpdesk.database import utcnow
+    from helpdesk.escalation.services import escalate_by_hand
+    from helpdesk.marketing_bridge import outbox
+    from helpdesk.marketing_bridge.suppression import services as suppression
+    from helpdesk.tickets import services as tickets
+    from tests.conftest import TEST_SECRETS
+    from tests.factories.customer_context import (
+        CheckoutFactory,
+        CustomerFactory,
+        OrderFactory,
+        ProductFactory,
+    )
+    from tests.factories.marketing_bridge import SegmentFactory
+
+    customer = CustomerFactory(
+        email="xss@shop.test",
+        first_name=XSS_SCRIPT,
+        last_name=XSS_IMG,
+        phone=XSS_IMG[:40],
+        first_touch_source=XSS_SCRIPT,
+        first_touch_campaign=XSS_IMG,
+        tags=[XSS_SCRIPT],
+    )
+    product = ProductFactory(title=XSS_SCRIPT, category=XSS_IMG)
+    order = OrderFactory(
+        customer=customer,
+        total=Decimal("80.00"),
+        placed_at=utcnow() - dt.timedelta(days=2),
+        tracking_url="javascript:alert(1)",
+        source=XSS_IMG,
+    )
+    order.lines.append(
+        OrderLine(
+            title=XSS_IMG, sku=XSS_SCRIPT[:60], quantity=1, price=Decimal("80"), product=product
+        )
+    )
+    record_refund(order, Decimal("5.00"), note=XSS_SCRIPT)
+    CheckoutFactory(
+        customer=customer,
+        line_items=[{"title": XSS_SCRIPT, "quantity": 1, "price": "9.00"}, {"title": XSS_IMG}],
+    )
+    record_review(customer, 1, body=XSS_SCRIPT + XSS_IMG, order=order)
+    loyalty.adjust_points(customer, 50, "adjustment", note=XSS_IMG, actor=agent)
+    suppression.suppress(customer, customer.email, "manual", note=XSS_SCRIPT)
+    recompute_all()
+    ticket = tickets.open_ticket(customer, XSS_SCRIPT + " subject", XSS_IMG + " body", order=order)
+    tickets.add_message(ticket, XSS_SCRIPT, author_type="agent", agent=agent)
+    tickets.add_message(ticket, XSS_IMG, author_type="agent", agent=agent, internal=True)
+    escalation = escalate_by_hand(ticket, agent, XSS_SCRIPT)
+    outbox.enqueue(
+        customer=customer,
+        kind="promotional",
+        template="campaign",
+        subject=f"{XSS_SCRIPT}, spring is here",
+        body=XSS_IMG,
+        idempotency_key="xss-campaign",
+    )
+    segment = SegmentFactory(
+        name=XSS_SCRIPT, definition={"all": [{"field": "orders_count", "op": ">=", "value": 1}]}
+    )
+    from helpdesk.marketing_bridge.segments import refresh_segment
+
+    refresh_segment(segment)
+    # An HTML email through the real inbound webhook: stored sanitised, rendered as HTML.
+    timestamp, token = str(int(time.time())), "xss-token"
+    key = TEST_SECRETS["MAILGUN_SIGNING_KEY"].encode()
+    inbound = anon_client.post(
+        "/webhooks/email/inbound",
+        data={
+            "sender": "xss@shop.test",
+            "from": f'"{XSS_IMG}" <xss@shop.test>',
+            "recipient": "support@example-store.test",
+            "subject": XSS_SCRIPT,
+            "body-plain": "",
+            "body-html": XSS_HTML_BODY,
+            "timestamp": timestamp,
+            "token": token,
+            "signature": hmac.new(key, (timestamp + token).encode(), hashlib.sha256).hexdigest(),
+        },
+    )
+    assert inbound.status_code == 200, inbound.get_data(as_text=True)
+    return {
+        "customer": customer,
+        "ticket": ticket,
+        "html_ticket_id": inbound.get_json()["ticket_id"],
+        "escalation": escalation,
+        "segment": segment,
+    }
+
+
+def test_customer_supplied_text_renders_inert_on_every_page(lead_client, hostile_customer):
+    from helpdesk.marketing_bridge.models import OutboundMessage
+    from helpdesk.reports.pages import PAGES
+    from helpdesk.tickets.models import Macro
+
+    h = hostile_customer
+    customer, ticket = h["customer"], h["ticket"]
+    macro = Macro(name="Greeting", body="Hi {{customer.first_name}} {{customer.last_name}}")
+    from helpdesk.extensions import db
+
+    db.session.add(macro)
+    db.session.flush()
+    message_id = db.session.query(OutboundMessage.id).filter_by(idempotency_key="xss-campaign")
+    pages = [
+        "/tickets?view=open",
+        "/tickets?view=open&q=%3Cscript%3E",
+        f"/tickets/{ticket.id}",
+        f"/tickets/{ticket.id}/sidebar",
+        f"/tickets/{h['html_ticket_id']}",
+        "/customers?q=xss",
+        f"/customers/{customer.id}",
+        "/escalations/",
+        f"/escalations/{h['escalation'].id}/customer",
+        "/marketing/",
+        "/marketing/suppressions",
+        f"/marketing/suppressions/history?email={customer.email}",
+        "/marketing/outbox",
+        f"/marketing/outbox/{message_id.scalar()}",
+        "/marketing/segments",
+        f"/marketing/segments/{h['segment'].id}",
+        "/dashboard",
+        *(f"/reports/{key}?start=2000-01-01&end=2100-01-01" for key in PAGES),
+    ]
+    partials = [  # htmx fragments (a plain GET redirects to their page)
+        f"/tickets/{ticket.id}/macro-preview?macro_id={macro.id}",
+        f"/marketing/suppressions/customers/{customer.id}/panel",
+        f"/escalations/tickets/{ticket.id}/panel",
+    ]
+    problems = {}
+    for url in pages + partials:
+        response = lead_client.hx("get", url) if url in partials else lead_client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        html = response.get_data(as_text=True)
+        found = _ActiveContent(html).found
+        if found:
+            problems[url] = found
+    assert not problems, problems
+    # The attack text is shown (escaped), not dropped: the pages do render customer data.
+    page = lead_client.get(f"/customers/{customer.id}").get_data(as_text=True)
+    assert "&lt;script&gt;alert(&#34;xss&#34;)&lt;/script&gt;" in page
+    thread = lead_client.get(f"/tickets/{h['html_ticket_id']}").get_data(as_text=True)
+    assert "Hi</p>" in thread  # the sanitised HTML body is rendered as HTML
+
+
+def test_the_active_content_finder_finds_what_it_must():
+    """The sweep above is only as good as this detector."""
+    html = (
+        '<script src="/static/js/app.js"></script><p>&lt;script&gt;</p>'
+        + XSS_HTML_BODY
+        + '<a href=" JaVaScript:x">y</a>'
+    )
+    found = _ActiveContent(html).found
+    assert len(found) == 7, found  # script, onclick, onerror, javascript: x2, onload, iframe
+
+
+# --- constant-time comparison of every secret ---------------------------------------------------
+
+SECRET_WORDS = re.compile(r"signature|digest|secret|hmac|password|api_?key|csrf|_hash\b", re.I)
+# Equality that is not on a secret, with the reason.
+NOT_SECRETS = {
+    "ApiKey.prefix == prefix": "the key's public prefix (listed in /admin), a SQL look-up; "
+    "the secret part is then checked with compare_digest",
+}
+
+
+def test_no_secret_is_compared_with_equality_anywhere():
+    """Every signature, key hash, password or token check goes through hmac.compare_digest
+    (or werkzeug's check_password_hash, which uses it): `==` on one leaks its prefix through
+    timing. The whole package is scanned, so a new webhook or key check is held to it too."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "helpdesk"
+    offenders = []
+    for path in root.rglob("*.py"):
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, ast.Compare):
+                continue
+            if not any(isinstance(op, ast.Eq | ast.NotEq) for op in node.ops):
+                continue
+            operands = [node.left, *node.comparators]
+            if any(isinstance(o, ast.Constant) and o.value in (None, "", 0) for o in operands):
+                continue  # "is it set at all", not a comparison of two secrets
+            text = ast.get_source_segment(source, node) or ""
+            if SECRET_WORDS.search(text) and text not in NOT_SECRETS:
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}: {text}")
+    assert not offenders, "compare secrets with hmac.compare_digest:\n" + "\n".join(offenders)
+
+
+def test_every_signed_entry_point_verifies_with_the_constant_time_helpers():
+    import inspect
+
+    from helpdesk.customer_context.ingest import webhook as shopify
+    from helpdesk.marketing_bridge.suppression import esp_events
+    from helpdesk.tickets import inbound
+
+    for function, helper in (
+        (shopify.receive, "verify_base64_hmac"),
+        (esp_events.receive, "verify_hex_hmac"),
+        (inbound._signature_error, "verify_hex_hmac"),
+    ):
+        assert helper in inspect.getsource(function), function.__qualname__
+
+
+def test_the_scan_catches_an_equality_on_a_signature():
+    import ast
+
+    node = ast.parse("if signature == expected:\n    pass").body[0].test
+    assert isinstance(node, ast.Compare) and SECRET_WORDS.search(ast.unparse(node))

@@ -7,6 +7,7 @@ asserted: the machine decides those; the test holds the bench to measuring every
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import replace
 
@@ -89,7 +90,10 @@ def test_figures_describe_real_work(bench_result):
     assert figures["suppression_csv"]["worker_peak_rss_mb"] > 0
     value = figures["customer_value"]
     assert value["sql_floor"]["rows"] == value["recompute"]["scored"] > 0
-    assert value["pandas"]["customers"] == value["recompute"]["scored"]
+    if importlib.util.find_spec("pandas") is not None:
+        assert value["pandas"]["customers"] == value["recompute"]["scored"]
+    else:  # the bench extra is not installed: the reference figure says so, nothing fails
+        assert "pandas" in value["pandas"]["skipped"]
     assert figures["webhook_order"]["samples"] == MINIMAL.webhook_orders
     assert figures["changes_feed"]["samples"] == MINIMAL.changes_pages
     dispatch = figures["dispatcher"]

@@ -58,12 +58,16 @@ def is_postgres(session) -> bool:
 def configure_engine(engine) -> None:
     """Engine set-up per dialect.
 
+    PostgreSQL: str parameters are sent without NUL characters (see `_strip_nul_from_text`).
     SQLite: let SQLAlchemy own transactions (pysqlite's implicit BEGIN breaks SAVEPOINT),
     enforce foreign keys, and use WAL with a busy timeout so the in-process scheduler and
     web requests do not trip over each other's locks.
     """
     from sqlalchemy import event
 
+    if engine.dialect.name == "postgresql":
+        _strip_nul_from_text(engine)
+        return
     if engine.dialect.name != "sqlite":
         return
 
@@ -80,6 +84,22 @@ def configure_engine(engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn):
         conn.exec_driver_sql("BEGIN")
+
+
+def _strip_nul_from_text(engine) -> None:
+    """PostgreSQL cannot store NUL in text and psycopg refuses any parameter holding one, so a
+    stray \x00 in a form field, a JSON string or a CSV cell became a 500 wherever it reached
+    a query. Every str parameter is sent without its NULs (SQLite stores them as given)."""
+    from psycopg.types.string import StrDumperUnknown
+    from sqlalchemy import event
+
+    class NulFreeStrDumper(StrDumperUnknown):
+        def dump(self, obj):
+            return super().dump(obj.replace("\x00", "") if "\x00" in obj else obj)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.adapters.register_dumper(str, NulFreeStrDumper)
 
 
 def include_for_dialect(dialect_name: str):

@@ -661,3 +661,52 @@ def test_the_scan_catches_an_equality_on_a_signature():
 
     node = ast.parse("if signature == expected:\n    pass").body[0].test
     assert isinstance(node, ast.Compare) and SECRET_WORDS.search(ast.unparse(node))
+
+
+# --- NUL characters (PostgreSQL refuses them in text) -------------------------------------------
+
+
+def test_nul_characters_in_input_never_cause_a_server_error(app, anon_client, tmp_path):
+    """A stray \\x00 in JSON, a form or a CSV cell used to reach psycopg, which refuses it:
+    a 500 on PostgreSQL. (On SQLite this passes trivially; CI runs it on PostgreSQL too.)"""
+    import hashlib
+    import hmac
+    import time
+
+    from helpdesk.customer_context.ingest.importers import import_transactions
+    from tests.conftest import TEST_SECRETS
+
+    _, token = make_api_key("tickets:write", name="nul")
+    response = anon_client.post(
+        "/api/v1/tickets",
+        headers=_bearer(token),
+        json={
+            "customer": {"email": "nul@shop.test", "name": "N\x00ul"},
+            "subject": "a\x00b",
+            "body": "c\x00d",
+        },
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    timestamp, mailgun_token = str(int(time.time())), "nul-token\x00"
+    key = TEST_SECRETS["MAILGUN_SIGNING_KEY"].encode()
+    response = anon_client.post(
+        "/webhooks/email/inbound",
+        data={
+            "sender": "nul@shop.test",
+            "subject": "Re: [#1] x\x00y",
+            "body-plain": "hello\x00there",
+            "Message-Id": "<nul\x00@x>",
+            "timestamp": timestamp,
+            "token": mailgun_token,
+            "signature": hmac.new(
+                key, (timestamp + mailgun_token).encode(), hashlib.sha256
+            ).hexdigest(),
+        },
+    )
+    assert response.status_code < 500, response.get_data(as_text=True)
+    path = tmp_path / "nul.csv"
+    path.write_text(
+        "customer_id,email,order_id,placed_at,total\n\x00,nul@shop.test,T\x00-1,2024-01-05,10\n"
+    )
+    report = import_transactions(path)
+    assert report.rows == 1

@@ -28,27 +28,13 @@ from sqlalchemy import select
 from helpdesk.bench import analytics, dataset, ingest, marketing, pages, server, targets
 from helpdesk.bench.app import create_bench_app
 from helpdesk.bench.dataset import BenchSetupError
-from helpdesk.bench.sizes import SIZES, BenchSize
+from helpdesk.bench.sizes import FIGURES, SIZES, BenchSize
 from helpdesk.bench.stats import cpu_model, load_average, memory_gb
 from helpdesk.extensions import db
 
 __all__ = ["FIGURES", "SIZES", "BenchSetupError", "BenchSize", "run_bench"]
 
 SCHEMA_VERSION = 1
-# Every figure a run measures, in the order it measures them (read-only ones first).
-FIGURES = (
-    "ticket_page",
-    "queue",
-    "customer_search",
-    "changes_feed",
-    "throughput",
-    "suppression_csv",
-    "customer_value",
-    "segment_refresh",
-    "webhook_order",
-    "dispatcher",
-    "csv_import",
-)
 
 
 def machine_info() -> dict:

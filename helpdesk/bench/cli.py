@@ -6,22 +6,7 @@ from pathlib import Path
 
 import click
 
-from helpdesk.bench.sizes import SIZES
-
-# Kept in step with helpdesk.bench.FIGURES (imported lazily: the CLI loads fast).
-FIGURES = (
-    "ticket_page",
-    "queue",
-    "customer_search",
-    "changes_feed",
-    "throughput",
-    "suppression_csv",
-    "customer_value",
-    "segment_refresh",
-    "webhook_order",
-    "dispatcher",
-    "csv_import",
-)
+from helpdesk.bench.sizes import FIGURES, SIZES
 
 
 @click.command("bench")

@@ -67,3 +67,20 @@ SIZES: dict[str, BenchSize] = {
         import_seconds=120.0,
     ),
 }
+
+
+# Every figure a run measures, in the order it measures them (read-only ones first). Here, in
+# the light module, so the CLI can offer them without importing the measuring code.
+FIGURES = (
+    "ticket_page",
+    "queue",
+    "customer_search",
+    "changes_feed",
+    "throughput",
+    "suppression_csv",
+    "customer_value",
+    "segment_refresh",
+    "webhook_order",
+    "dispatcher",
+    "csv_import",
+)

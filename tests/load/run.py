@@ -13,8 +13,9 @@ orders/create and orders/updated deliveries for the seeded customers, a fifth of
 replayed with the same webhook id, as Shopify does.
 
 The database is our own: `<HELPDESK_TEST_DATABASE_URL>_load` (or HELPDESK_LOAD_DATABASE_URL),
-dropped and created for each run; nothing else on the PostgreSQL server is touched. The run
-fails (exit 1) on any 5xx or transport error. Only 127.0.0.1 is contacted.
+created fresh for the run and dropped after it (--keep-database keeps it); nothing else on the
+PostgreSQL server is touched. The run fails (exit 1) on any 5xx or transport error. Only
+127.0.0.1 is contacted.
 """
 
 from __future__ import annotations
@@ -128,7 +129,16 @@ def load_database_url() -> str:
     return base + "_load"
 
 
-def prepare_database(url: str, sizes: Sizes, log) -> None:
+def drop_database(url: str) -> None:
+    """Drop the run's database (ours only)."""
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def prepare_database(url: str, sizes: Sizes, log) -> list[tuple[int, str]]:
     """Drop and create the database, build the schema, seed the store and the agents."""
     parsed = make_url(url)
     admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
@@ -341,10 +351,19 @@ def webhook_loop(base: str, n: int, stop: float, customers, results: Results, rn
 # --- the run ---------------------------------------------------------------------------------
 
 
-def run(seconds: float, sizes: Sizes, log=print) -> dict:
-    """Prepare, serve, load for `seconds`, stop; returns the summary (see Results.summary)."""
+def run(seconds: float, sizes: Sizes, log=print, keep_database: bool = False) -> dict:
+    """Prepare, serve, load for `seconds`, stop; returns the summary (see Results.summary).
+    The database is dropped afterwards unless `keep_database`."""
     url = load_database_url()
-    customers = prepare_database(url, sizes, log)
+    try:
+        customers = prepare_database(url, sizes, log)
+        return _load(url, seconds, sizes, customers, log)
+    finally:
+        if not keep_database:
+            drop_database(url)
+
+
+def _load(url: str, seconds: float, sizes: Sizes, customers, log) -> dict:
     results = Results()
     with (
         tempfile.TemporaryDirectory(prefix="hd-load-") as tmp,
@@ -415,9 +434,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=Sizes.orders)
     parser.add_argument("--tickets", type=int, default=Sizes.tickets)
     parser.add_argument("--json", type=Path, help="also write the summary as JSON here")
+    parser.add_argument(
+        "--keep-database", action="store_true", help="keep the seeded database afterwards"
+    )
     args = parser.parse_args(argv)
     sizes = Sizes(args.agents, args.customers, args.orders, args.tickets, args.webhook_senders)
-    summary = run(max(args.seconds, 1.0), sizes)
+    summary = run(max(args.seconds, 1.0), sizes, keep_database=args.keep_database)
     print(format_table(summary))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))

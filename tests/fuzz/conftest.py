@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+from tests.opt_in import skip_unless_asked
 
 HERE = Path(__file__).resolve().parent
 
@@ -19,23 +19,10 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "fuzz: property-based fuzzing (selected explicitly)")
 
 
-def _asked_for(config) -> bool:
-    if "fuzz" in (config.option.markexpr or ""):
-        return True
-    for arg in config.args:
-        path = Path(arg.split("::", 1)[0]).resolve()
-        if path == HERE or HERE in path.parents:
-            return True
-    return False
-
-
 def pytest_collection_modifyitems(config, items):
-    if _asked_for(config):
-        return
-    skip = pytest.mark.skip(reason="fuzzing is slow: run `pytest tests/fuzz` or `pytest -m fuzz`")
-    for item in items:
-        if HERE in Path(item.path).resolve().parents:
-            item.add_marker(skip)
+    skip_unless_asked(
+        config, items, HERE, "fuzz", "fuzzing is slow: run `pytest tests/fuzz` or `pytest -m fuzz`"
+    )
 
 
 def examples(n: int) -> int:

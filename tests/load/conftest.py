@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
+from tests.opt_in import skip_unless_asked
 
 HERE = Path(__file__).resolve().parent
 
@@ -14,20 +14,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "load: bounded load test against gunicorn (explicit)")
 
 
-def _asked_for(config) -> bool:
-    if "load" in (config.option.markexpr or ""):
-        return True
-    for arg in config.args:
-        path = Path(arg.split("::", 1)[0]).resolve()
-        if path == HERE or HERE in path.parents:
-            return True
-    return False
-
-
 def pytest_collection_modifyitems(config, items):
-    if _asked_for(config):
-        return
-    skip = pytest.mark.skip(reason="the load test is explicit: pytest -m load tests/load")
-    for item in items:
-        if HERE in Path(item.path).resolve().parents:
-            item.add_marker(skip)
+    skip_unless_asked(
+        config, items, HERE, "load", "the load test is explicit: pytest -m load tests/load"
+    )

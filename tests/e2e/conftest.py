@@ -27,29 +27,34 @@ PASSWORD = "e2e-password-123"
 pytestmark = pytest.mark.e2e
 
 
-def _database_url(tmp_path_factory) -> str:
-    base = os.environ.get("HELPDESK_TEST_DATABASE_URL")
-    if not base:
-        return f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'e2e.db'}"
-    root = base.rsplit("/", 1)[0]
-    name = base.rsplit("/", 1)[1] + "_e2e"
+def _admin_sql(root: str, statement: str) -> None:
     admin = create_engine(root + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(text(f"CREATE DATABASE {name}"))
+        conn.execute(text(statement))
     admin.dispose()
-    return f"{root}/{name}"
+
+
+def _database_url(tmp_path_factory) -> tuple[str, str | None]:
+    """The e2e database URL, and on PostgreSQL the same URL again to drop afterwards."""
+    base = os.environ.get("HELPDESK_TEST_DATABASE_URL")
+    if not base:
+        return f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'e2e.db'}", None
+    root, name = base.rsplit("/", 1)[0], base.rsplit("/", 1)[1] + "_e2e"
+    _admin_sql(root, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    _admin_sql(root, f"CREATE DATABASE {name}")
+    return f"{root}/{name}", f"{root}/{name}"
 
 
 @pytest.fixture(scope="session")
 def e2e_app(tmp_path_factory):
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    url, drop_after = _database_url(tmp_path_factory)
     app = create_app(
         {
             "TESTING": False,
             "ENV": "e2e",
-            "DATABASE_URL": _database_url(tmp_path_factory),
+            "DATABASE_URL": url,
             "SECRET_KEY": "e2e-secret",
             "SESSION_COOKIE_SECURE": False,
             "SHOPIFY_WEBHOOK_SECRET": "shopify-e2e",
@@ -59,7 +64,12 @@ def e2e_app(tmp_path_factory):
     )
     with app.app_context():
         db.create_all()
-    return app
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+    if drop_after:  # leave no database behind on the shared server
+        root, name = drop_after.rsplit("/", 1)
+        _admin_sql(root, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(scope="session")

@@ -31,9 +31,9 @@ from helpdesk.marketing_bridge.suppression.queries import active_condition
 from helpdesk.marketing_bridge.templates_store import (
     DEFAULTS_BY_KEY,
     base_context,
+    check_message,
     get_template,
     render_text,
-    unknown_variables,
 )
 
 AUDIENCE_STATUSES = ("will_send", "vip_excluded", "no_consent", "suppressed", "capped")
@@ -90,20 +90,8 @@ def _validate(data: CampaignInput, now: dt.datetime) -> dict:
         errors["segment_id"] = "Choose a segment."
     if data.template_key not in promotional_templates():
         errors["template_key"] = "Choose a promotional template."
-    subject = " ".join((data.subject or "").split())
-    body = (data.body or "").replace("\r\n", "\n").strip()
-    if not subject:
-        errors["subject"] = "A subject is required."
-    elif len(subject) > 255:
-        errors["subject"] = "Keep the subject under 255 characters."
-    if not body:
-        errors["body"] = "Write the message."
-    elif len(body) > 20_000:
-        errors["body"] = "The message is over 20,000 characters."
-    for field, text in (("subject", subject), ("body", body)):
-        unknown = unknown_variables(text)
-        if unknown and field not in errors:
-            errors[field] = "Unknown variable " + ", ".join("{{" + u + "}}" for u in unknown)
+    subject, body, message_errors = check_message(data.subject, data.body, body_limit=20_000)
+    errors.update(message_errors)
     send_after = to_utc_naive(data.send_after) if data.send_after else None
     if send_after is not None and send_after < now - dt.timedelta(minutes=5):
         errors["send_after"] = "The send time is in the past."

@@ -554,8 +554,9 @@ def ensure_default_templates() -> int:
     return added
 
 
-def update_template(template: MessageTemplate, *, subject: str, body: str) -> MessageTemplate:
-    """Save an edit after checking it: non-empty, sane lengths, only known variables."""
+def check_message(subject: str, body: str, *, body_limit: int) -> tuple[str, str, dict]:
+    """Normalise a subject and body and check them: non-empty, sane lengths, only known
+    variables, every {{ closed. Returns (subject, body, field errors)."""
     subject = " ".join((subject or "").split())
     body = (body or "").replace("\r\n", "\n").strip()
     errors: dict[str, str] = {}
@@ -565,8 +566,8 @@ def update_template(template: MessageTemplate, *, subject: str, body: str) -> Me
         errors["subject"] = "Keep the subject under 255 characters."
     if not body:
         errors["body"] = "The message body is required."
-    elif len(body) > 50_000:
-        errors["body"] = "The body is over 50,000 characters."
+    elif len(body) > body_limit:
+        errors["body"] = f"The body is over {body_limit:,} characters."
     for field, text in (("subject", subject), ("body", body)):
         unknown = unknown_variables(text)
         if unknown and field not in errors:
@@ -577,6 +578,12 @@ def update_template(template: MessageTemplate, *, subject: str, body: str) -> Me
             )
         if field not in errors and text.count("{{") != len(placeholders(text)):
             errors[field] = "A {{ is not closed or holds something other than a variable name."
+    return subject, body, errors
+
+
+def update_template(template: MessageTemplate, *, subject: str, body: str) -> MessageTemplate:
+    """Save an edit after checking it (see `check_message`)."""
+    subject, body, errors = check_message(subject, body, body_limit=50_000)
     if errors:
         raise TemplateError(errors)
     template.subject = subject

@@ -94,12 +94,17 @@ def wants_json() -> bool:
     )
 
 
+def json_error(status: int, message: str, fields: dict | None = None):
+    """The JSON error every API and webhook answers: `{"error": ..., "fields": {...}}`."""
+    body = {"error": message}
+    if fields:
+        body["fields"] = fields
+    return jsonify(body), status
+
+
 def _error(status: int, message: str, fields: dict | None = None):
     if wants_json():
-        body = {"error": message}
-        if fields:
-            body["fields"] = fields
-        return jsonify(body), status
+        return json_error(status, message, fields)
     template = f"errors/{status}.html" if status in (400, 403, 404, 500) else "errors/generic.html"
     return render_template(template, status=status, message=message), status
 

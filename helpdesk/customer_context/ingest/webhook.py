@@ -16,6 +16,7 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from helpdesk.auth.access import public
+from helpdesk.core import json_error
 from helpdesk.customer_context.ingest.shopify import TOPICS, UnknownOrder
 from helpdesk.customer_context.services import CustomerContextError
 from helpdesk.extensions import db
@@ -24,13 +25,6 @@ from helpdesk.webhooks import already_received, verify_base64_hmac
 bp = Blueprint("shopify_webhook", __name__)
 log = logging.getLogger(__name__)
 SOURCE = "shopify"
-
-
-def _error(status: int, message: str, fields: dict | None = None):
-    body = {"error": message}
-    if fields:
-        body["fields"] = fields
-    return jsonify(body), status
 
 
 @bp.post("/webhooks/shopify")
@@ -42,18 +36,18 @@ def receive():
     if not secret:
         log.error("Shopify webhook refused: HELPDESK_SHOPIFY_WEBHOOK_SECRET is not set")
     if not verify_base64_hmac(secret, raw, request.headers.get("X-Shopify-Hmac-Sha256")):
-        return _error(401, "Invalid or missing X-Shopify-Hmac-Sha256 signature.")
+        return json_error(401, "Invalid or missing X-Shopify-Hmac-Sha256 signature.")
 
     topic = (request.headers.get("X-Shopify-Topic") or "").strip().lower()
     delivery_id = (request.headers.get("X-Shopify-Webhook-Id") or "").strip() or None
     if not topic:
-        return _error(400, "Missing X-Shopify-Topic header.", {"X-Shopify-Topic": ["Missing."]})
+        return json_error(400, "Missing X-Shopify-Topic header.", {"X-Shopify-Topic": ["Missing."]})
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        return _error(400, "The body is not valid JSON.", {"body": ["Not valid JSON."]})
+        return json_error(400, "The body is not valid JSON.", {"body": ["Not valid JSON."]})
     if not isinstance(payload, dict):
-        return _error(422, "The body must be a JSON object.", {"body": ["Expected an object."]})
+        return json_error(422, "The body must be a JSON object.", {"body": ["Expected an object."]})
 
     try:
         if already_received(SOURCE, delivery_id, topic):
@@ -69,14 +63,14 @@ def receive():
         db.session.commit()
     except ValidationError as exc:
         db.session.rollback()
-        return _error(422, f"Invalid {topic} payload.", exc.messages)
+        return json_error(422, f"Invalid {topic} payload.", exc.messages)
     except CustomerContextError as exc:
         db.session.rollback()
-        return _error(422, f"Invalid {topic} payload.", {exc.field: [exc.message]})
+        return json_error(422, f"Invalid {topic} payload.", {exc.field: [exc.message]})
     except UnknownOrder as exc:
         # Not 2xx on purpose: Shopify retries, by which time the order has usually arrived.
         db.session.rollback()
-        return _error(
+        return json_error(
             409,
             f"Order {exc.external_id} is not known yet; retry later.",
             {"order_id": ["Unknown order."]},
@@ -88,12 +82,12 @@ def receive():
             db.session.rollback()
             return jsonify(status="duplicate", topic=topic, webhook_id=delivery_id)
         db.session.rollback()
-        return _error(409, "A concurrent update of the same record conflicted; retry later.")
+        return json_error(409, "A concurrent update of the same record conflicted; retry later.")
     except OperationalError:
         # Lock timeout or a lost connection: nothing was committed; Shopify retries.
         db.session.rollback()
         log.exception("Shopify webhook %s (%s) could not be written", delivery_id, topic)
-        return _error(503, "The database is busy; retry later.")
+        return json_error(503, "The database is busy; retry later.")
     return jsonify(
         status=outcome.status,
         topic=topic,

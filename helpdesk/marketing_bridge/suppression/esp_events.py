@@ -26,6 +26,7 @@ from marshmallow import ValidationError
 
 from helpdesk import events
 from helpdesk.auth.access import public
+from helpdesk.core import json_error
 from helpdesk.database import utcnow
 from helpdesk.extensions import csrf, db
 from helpdesk.marketing_bridge.models import EmailEvent
@@ -43,13 +44,6 @@ DELIVERY_HEADER = "X-Helpdesk-Delivery"
 SENDER = "marketing_bridge.suppression"
 
 
-def _error(status: int, message: str, fields=None):
-    body = {"error": message}
-    if fields:
-        body["fields"] = fields
-    return jsonify(body), status
-
-
 @bp.post("/webhooks/esp/events")
 @public("authenticated by the ESP's HMAC signature of the raw body")
 def receive():
@@ -59,19 +53,19 @@ def receive():
     if not secret:
         log.error("ESP event refused: HELPDESK_ESP_SIGNING_SECRET is not set")
     if not verify_hex_hmac(secret, raw, request.headers.get(SIGNATURE_HEADER)):
-        return _error(401, "Missing or invalid X-Helpdesk-Signature.")
+        return json_error(401, "Missing or invalid X-Helpdesk-Signature.")
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        return _error(400, "The body must be JSON: an event object or a list of events.")
+        return json_error(400, "The body must be JSON: an event object or a list of events.")
     single = isinstance(payload, dict)
     items = [payload] if single else payload
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        return _error(400, "The body must be an event object or a list of event objects.")
+        return json_error(400, "The body must be an event object or a list of event objects.")
     if not items:
-        return _error(422, "The list of events is empty.")
+        return json_error(422, "The list of events is empty.")
     if len(items) > MAX_EVENTS_PER_DELIVERY:
-        return _error(413, f"At most {MAX_EVENTS_PER_DELIVERY} events per delivery.")
+        return json_error(413, f"At most {MAX_EVENTS_PER_DELIVERY} events per delivery.")
     # Each item on its own, so every item's errors are reported (with many=True marshmallow
     # skips the cross-field checks of all items once one item has a field error).
     schema, loaded, errors = EspEvent(), [], {}
@@ -82,7 +76,7 @@ def receive():
             errors[index] = error.messages
     if errors:
         fields = errors[0] if single else errors
-        return _error(422, "Some events are invalid; none were recorded.", fields)
+        return json_error(422, "Some events are invalid; none were recorded.", fields)
 
     delivery = request.headers.get(DELIVERY_HEADER)
     if already_received("esp", delivery, topic="events"):

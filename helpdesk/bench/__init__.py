@@ -3,6 +3,7 @@ DATABASE_URL points at, with the reference floors measured beside them.
 
 Modules: `sizes` (data sets and sample counts), `dataset` (seed or reuse, access, counts),
 `pages` (agent pages in-process), `server` (gunicorn throughput and the CSV feed's memory),
+`reports` (the report pages as a lead),
 `analytics` (RFM recompute vs SQL floor vs pandas), `marketing` (dispatcher, segments,
 changes feed), `ingest` (webhook order, CSV import), `targets` (the verdicts), `app` (the
 bench-only app with the floor route), `cli`. docs/performance.md has the latest figures.
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from helpdesk.bench import analytics, dataset, ingest, marketing, pages, server, targets
+from helpdesk.bench import analytics, dataset, ingest, marketing, pages, reports, server, targets
 from helpdesk.bench.app import create_bench_app
 from helpdesk.bench.dataset import BenchSetupError
 from helpdesk.bench.sizes import FIGURES, SIZES, BenchSize
@@ -126,6 +127,14 @@ def run_bench(
             "customer search",
             lambda: _in_app(
                 app, lambda: pages.customer_search(app, client, size.search_samples, rng)
+            ),
+        )
+        step(
+            "reports",
+            "the report pages as a lead",
+            lambda: _in_app(
+                app,
+                lambda: reports.report_pages(app, reports.lead_client(app), size.report_samples),
             ),
         )
         step(

@@ -20,6 +20,7 @@ class BenchSize:
     ticket_samples: int = 200  # random tickets opened (page + sidebar)
     queue_samples: int = 20  # requests per queue view or filter
     search_samples: int = 150
+    report_samples: int = 10  # requests per report page and date range
     webhook_orders: int = 150  # signed orders/create deliveries
     changes_pages: int = 60  # /changes pages of 1,000 at random offsets
     dispatch_messages: int = 2_000
@@ -38,6 +39,7 @@ SIZES: dict[str, BenchSize] = {
         ticket_samples=30,
         queue_samples=4,
         search_samples=20,
+        report_samples=3,
         webhook_orders=20,
         changes_pages=10,
         dispatch_messages=200,
@@ -75,6 +77,7 @@ FIGURES = (
     "ticket_page",
     "queue",
     "customer_search",
+    "reports",
     "changes_feed",
     "throughput",
     "suppression_csv",

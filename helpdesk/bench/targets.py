@@ -81,6 +81,19 @@ def evaluate(figures: dict, engine: str) -> list[TargetRow]:
                 f"p50 {_ms(search['p50_ms'])}, CPU p50 {_ms(search['cpu_p50_ms'])}",
             )
         )
+    report = figures.get("reports")
+    if report:
+        worst = report["cases"][report["worst_case"]]
+        add(
+            TargetRow(
+                "report pages (each, as a lead)",
+                f"worst p95 {_ms(report['worst_p95_ms'])} ({report['worst_case']})",
+                "each page p95 < 200 ms",
+                report["worst_p95_ms"] < 200,
+                f"{len(report['cases'])} pages/ranges; its CPU p50 {_ms(worst['cpu_p50_ms'])}, "
+                f"{worst['queries']} statements",
+            )
+        )
     load = figures.get("throughput")
     if load:
         ratio = load["ticket_vs_floor"]

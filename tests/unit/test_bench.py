@@ -19,6 +19,7 @@ from helpdesk.bench.cli import FIGURES as CLI_FIGURES
 from helpdesk.bench.stats import Latency, percentile
 from helpdesk.bench.targets import TargetRow, evaluate, render
 from helpdesk.cli import main
+from helpdesk.reports.pages import PAGES
 
 # The tiny size with the fewest samples that still exercise every code path.
 MINIMAL = replace(
@@ -30,6 +31,7 @@ MINIMAL = replace(
     ticket_samples=4,
     queue_samples=1,
     search_samples=5,
+    report_samples=1,
     webhook_orders=4,
     changes_pages=2,
     dispatch_messages=30,
@@ -42,6 +44,7 @@ EXPECTED_TARGET_ROWS = {
     "ticket page + sidebar, server time",
     "queue page, 50 rows, any view or filter",
     "customer search",
+    "report pages (each, as a lead)",
     "ticket page behind gunicorn (2 workers)",
     "RFM + CLV full recompute",
     "incremental metrics on a new order (webhook → committed)",
@@ -83,6 +86,11 @@ def test_figures_describe_real_work(bench_result):
     assert page["queries_longest_thread"] > 0 and page["queries_biggest_customer"] > 0
     assert figures["queue"]["cases"]["view=open"]["samples"] == MINIMAL.queue_samples
     assert figures["customer_search"]["samples"] == MINIMAL.search_samples
+    report_cases = figures["reports"]["cases"]
+    # every report page with two date ranges, and the lead's dashboard
+    assert len(report_cases) == 2 * len(PAGES) + 1
+    assert all(case["samples"] == MINIMAL.report_samples for case in report_cases.values())
+    assert all(case["queries"] > 0 for case in report_cases.values())
     assert figures["throughput"]["floor"]["requests"] > 0
     assert figures["throughput"]["ticket_page"]["requests"] > 0
     assert figures["throughput"]["ticket_page"]["errors"] == 0

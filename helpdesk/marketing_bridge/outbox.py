@@ -35,7 +35,7 @@ class OutboxError(ValueError):
         self.field = field
 
 
-def enqueue(
+def _checked_row(
     *,
     customer: Customer | None,
     kind: str,
@@ -51,19 +51,8 @@ def enqueue(
     ticket_id: int | None = None,
     flow_enrollment_id: int | None = None,
     campaign_id: int | None = None,
-) -> OutboundMessage:
-    """Queue one message; returns the existing row when the idempotency key was seen before."""
-    key = (idempotency_key or "").strip()
-    if not key:
-        raise OutboxError("idempotency_key", "An idempotency key is required.")
-    if len(key) > MAX_KEY:
-        raise OutboxError("idempotency_key", f"The idempotency key is over {MAX_KEY} characters.")
-    existing = db.session.scalar(
-        select(OutboundMessage).where(OutboundMessage.idempotency_key == key)
-    )
-    if existing is not None:
-        return existing
-
+) -> dict:
+    """The column values of one message, checked (OutboxError names the bad field)."""
     if kind not in MESSAGE_KINDS:
         raise OutboxError("kind", f"Unknown message kind {kind!r}; use one of {MESSAGE_KINDS}.")
     if not template or len(template) > 64:
@@ -76,9 +65,7 @@ def enqueue(
         raise OutboxError("subject", "A subject is required.")
     if len(subject) > MAX_SUBJECT:
         subject = subject[: MAX_SUBJECT - 1] + "…"
-    headers = _safe_headers(headers)
-
-    message = OutboundMessage(
+    return dict(
         customer_id=customer.id if customer is not None else None,
         email=address,
         kind=kind,
@@ -86,15 +73,40 @@ def enqueue(
         subject=subject,
         body=body or "",
         from_name=one_line(from_name)[:120] or None,
-        headers=headers,
+        headers=_safe_headers(headers),
         variables=_jsonable(variables or {}),
         send_after=to_utc_naive(send_after) if send_after else utcnow(),
         status="scheduled",
-        idempotency_key=key,
+        idempotency_key=idempotency_key,
         ticket_id=ticket_id,
         flow_enrollment_id=flow_enrollment_id,
         campaign_id=campaign_id,
     )
+
+
+def _checked_key(idempotency_key: str | None) -> str:
+    key = (idempotency_key or "").strip()
+    if not key:
+        raise OutboxError("idempotency_key", "An idempotency key is required.")
+    if len(key) > MAX_KEY:
+        raise OutboxError("idempotency_key", f"The idempotency key is over {MAX_KEY} characters.")
+    return key
+
+
+def enqueue(*, idempotency_key: str, **message) -> OutboundMessage:
+    """Queue one message; returns the existing row when the idempotency key was seen before.
+
+    Takes the fields of `_checked_row`: customer, kind, template, subject, body and
+    optionally email, variables, send_after, headers, from_name, ticket_id,
+    flow_enrollment_id, campaign_id.
+    """
+    key = _checked_key(idempotency_key)
+    existing = db.session.scalar(
+        select(OutboundMessage).where(OutboundMessage.idempotency_key == key)
+    )
+    if existing is not None:
+        return existing
+    message = OutboundMessage(**_checked_row(idempotency_key=key, **message))
     # A concurrent producer may insert the same key between our check and our insert: the
     # savepoint keeps the caller's transaction usable and the existing row is returned.
     try:
@@ -108,6 +120,45 @@ def enqueue(
             raise
         return existing
     return message
+
+
+def _insert_new_keys():
+    """INSERT that skips rows whose idempotency key exists (a concurrent producer's)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(OutboundMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
+
+
+def enqueue_many(messages: Iterable[dict]) -> list[str]:
+    """Queue several messages (each given as `enqueue`'s keyword arguments) with one look-up
+    of their keys and one multi-row INSERT; returns the keys actually queued now.
+
+    Idempotent like `enqueue`: a key seen before (in the table, or twice in `messages`) is
+    skipped, and a key a concurrent producer inserts meanwhile is skipped by the INSERT's
+    ON CONFLICT DO NOTHING, without a savepoint. Every message is checked before anything
+    is written. The rows are not loaded into the session.
+    """
+    rows: dict[str, dict] = {}
+    for message in messages:
+        message = dict(message)
+        key = _checked_key(message.pop("idempotency_key", None))
+        row = _checked_row(idempotency_key=key, **message)
+        rows.setdefault(key, row)
+    if not rows:
+        return []
+    seen = set(
+        db.session.scalars(
+            select(OutboundMessage.idempotency_key).where(
+                OutboundMessage.idempotency_key.in_(list(rows))
+            )
+        )
+    )
+    new = [row for key, row in rows.items() if key not in seen]
+    if new:
+        db.session.execute(_insert_new_keys(), new)
+    return [row["idempotency_key"] for row in new]
 
 
 def skip_scheduled(

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
@@ -525,9 +526,59 @@ def get_template(key: str) -> MessageTemplate | DefaultTemplate:
         raise KeyError(f"unknown message template {key!r}") from None
 
 
+@dataclass(frozen=True)
+class TemplateText:
+    """What rendering needs of a template (stored or shipped), detached from the session."""
+
+    key: str
+    kind: str
+    subject: str
+    body: str
+
+
+# session.info key of the per-transaction snapshot of every template's text.
+_CACHE = "helpdesk.templates_store.texts"
+
+
+def template_texts() -> dict[str, TemplateText]:
+    """Every template's text by key (stored rows over the shipped defaults), read with ONE
+    statement per transaction: a flow enrolment renders several messages and a webhook may
+    enrol several flows. The snapshot is dropped when the transaction ends and when a
+    template row is flushed (an edit in the same transaction is seen at once)."""
+    session = db.session()  # the Session itself: the scoped proxy lacks get_transaction
+    cached = session.info.get(_CACHE)
+    if cached is not None and cached[0] is session.get_transaction():
+        return cached[1]
+    texts = {t.key: TemplateText(t.key, t.kind, t.subject, t.body) for t in DEFAULTS}
+    rows = session.execute(
+        select(
+            MessageTemplate.key, MessageTemplate.kind, MessageTemplate.subject, MessageTemplate.body
+        )
+    )
+    texts.update({key: TemplateText(key, kind, subject, body) for key, kind, subject, body in rows})
+    session.info[_CACHE] = (session.get_transaction(), texts)
+    return texts
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_edited_templates(session, _flush_context, _instances) -> None:
+    if _CACHE in session.info and any(
+        isinstance(obj, MessageTemplate) for obj in (*session.new, *session.dirty, *session.deleted)
+    ):
+        del session.info[_CACHE]
+
+
+def template_text(key: str) -> TemplateText:
+    """The text of template `key` (KeyError for a key that is neither stored nor shipped)."""
+    try:
+        return template_texts()[key]
+    except KeyError:
+        raise KeyError(f"unknown message template {key!r}") from None
+
+
 def render(key: str, context: dict) -> tuple[str, str]:
     """(subject, body) of template `key` rendered with `context`."""
-    template = get_template(key)
+    template = template_text(key)
     subject = " ".join(render_text(template.subject, context).split())
     return subject, render_text(template.body, context).strip() + "\n"
 

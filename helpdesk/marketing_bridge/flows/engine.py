@@ -20,7 +20,7 @@ from helpdesk.database import utcnow
 from helpdesk.extensions import db
 from helpdesk.marketing_bridge import outbox
 from helpdesk.marketing_bridge.models import Flow, FlowEnrollment, OutboundMessage
-from helpdesk.marketing_bridge.templates_store import get_template, render
+from helpdesk.marketing_bridge.templates_store import render, template_text
 
 # key -> defaults. `settings` are editable on the flow page; holdout starts at 0 so nobody is
 # held out until a lead decides to measure lift.
@@ -168,9 +168,14 @@ def enroll(
     branch: str | None = None,
     now: dt.datetime | None = None,
     sender_agent_id: int | None = None,
+    looked_up: bool = False,
 ) -> FlowEnrollment | None:
-    """Enrol `customer` once per (flow, trigger_ref) and queue its steps; None if inactive."""
-    existing = find_enrollment(flow, trigger_ref)
+    """Enrol `customer` once per (flow, trigger_ref) and queue its steps; None if inactive.
+
+    `looked_up=True` when the caller has just found no enrolment for (flow, trigger_ref):
+    the look-up is not repeated (a concurrent one is still caught by the unique key).
+    """
+    existing = None if looked_up else find_enrollment(flow, trigger_ref)
     if existing is not None:
         return existing
     if not flow.active or not steps:
@@ -178,7 +183,7 @@ def enroll(
     now = now or utcnow()
     steps = sorted(steps, key=lambda s: (s.at, s.step))
     holdout = in_holdout(flow, customer.id)
-    kinds = {s.step: get_template(s.template).kind for s in steps}
+    kinds = {s.step: template_text(s.template).kind for s in steps}
     enrollment = FlowEnrollment(
         flow_id=flow.id,
         customer_id=customer.id,
@@ -203,20 +208,26 @@ def enroll(
             db.session.add(enrollment)
     except IntegrityError:
         return find_enrollment(flow, trigger_ref)
+    # One look-up of the keys and one multi-row INSERT for all the steps (a redelivered
+    # trigger finds the enrolment above and queues nothing).
+    messages = []
     for step in sending:
         subject, body = render(step.template, step.context)
-        outbox.enqueue(
-            customer=customer,
-            kind=kinds[step.step],
-            template=step.template,
-            subject=subject,
-            body=body,
-            variables={"step": step.step, **step.variables},
-            send_after=step.at,
-            idempotency_key=f"flow:{enrollment.id}:{step.step}",
-            from_name=step.from_name,
-            flow_enrollment_id=enrollment.id,
+        messages.append(
+            dict(
+                customer=customer,
+                kind=kinds[step.step],
+                template=step.template,
+                subject=subject,
+                body=body,
+                variables={"step": step.step, **step.variables},
+                send_after=step.at,
+                idempotency_key=f"flow:{enrollment.id}:{step.step}",
+                from_name=step.from_name,
+                flow_enrollment_id=enrollment.id,
+            )
         )
+    outbox.enqueue_many(messages)
     return enrollment
 
 

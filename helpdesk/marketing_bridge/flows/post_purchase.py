@@ -171,7 +171,8 @@ def enroll_order(order: Order, customer, now: dt.datetime | None = None):
         return None
     if not flow.active or find_enrollment(flow, f"order:{order.id}") is not None:
         return None
-    return enroll(flow, customer, f"order:{order.id}", plan_steps(order, customer, now), now=now)
+    steps = plan_steps(order, customer, now)
+    return enroll(flow, customer, f"order:{order.id}", steps, now=now, looked_up=True)
 
 
 def apply_new_order(order: Order, customer) -> None:

@@ -82,3 +82,68 @@ def test_skip_scheduled_only_touches_scheduled_rows():
     assert b.status == "sent"
     with pytest.raises(ValueError):
         outbox.skip_scheduled("no filter")
+
+
+def _message(customer, key, **kw):
+    message = dict(
+        customer=customer,
+        kind="behavioural",
+        template="review_request",
+        subject="How was it?",
+        body="Tell us",
+        idempotency_key=key,
+    )
+    return {**message, **kw}
+
+
+def test_enqueue_many_is_one_lookup_and_one_insert_and_skips_known_keys(count_queries):
+    customer = CustomerFactory(email="Bo@Shop.test")
+    _enqueue(customer, key="seen")
+    count_queries.reset()
+    queued = outbox.enqueue_many(
+        [
+            _message(customer, "seen"),
+            _message(customer, "new-1", send_after=utcnow() + dt.timedelta(days=2)),
+            _message(customer, "new-2", variables={"day": dt.date(2024, 5, 6)}),
+            _message(customer, "new-1", subject="a second copy of the same key"),
+        ]
+    )
+    assert queued == ["new-1", "new-2"]
+    assert count_queries.count == 2
+    rows = {
+        m.idempotency_key: m
+        for m in db.session.scalars(select(OutboundMessage).order_by(OutboundMessage.id))
+    }
+    assert set(rows) == {"seen", "new-1", "new-2"}
+    assert rows["new-1"].subject == "How was it?" and rows["new-1"].email == "bo@shop.test"
+    assert rows["new-1"].status == "scheduled" and rows["new-1"].attempts == 0
+    assert rows["new-2"].variables == {"day": "2024-05-06"}
+    assert outbox.enqueue_many([_message(customer, "new-1")]) == []
+
+
+def test_enqueue_many_checks_every_message_before_writing():
+    customer = CustomerFactory()
+    with pytest.raises(outbox.OutboxError) as err:
+        outbox.enqueue_many([_message(customer, "ok"), _message(customer, "bad", kind="spam")])
+    assert err.value.field == "kind"
+    assert db.session.scalar(select(func.count()).select_from(OutboundMessage)) == 0
+
+
+def test_enqueue_many_insert_skips_a_key_inserted_concurrently():
+    # The key appears after the look-up (another producer): ON CONFLICT skips it, no error.
+    customer = CustomerFactory()
+    first = _enqueue(customer, key="raced", subject="first")
+    row = {
+        **{k: v for k, v in _message(customer, "raced").items() if k != "customer"},
+        "customer_id": customer.id,
+        "email": customer.email,
+        "subject": "second",
+        "status": "scheduled",
+        "send_after": utcnow(),
+        "headers": {},
+        "variables": {},
+    }
+    db.session.execute(outbox._insert_new_keys(), [row])
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(OutboundMessage)) == 1
+    assert db.session.get(OutboundMessage, first.id).subject == "first"

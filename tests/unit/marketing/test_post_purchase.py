@@ -196,3 +196,16 @@ def test_inactive_flow_enrols_nobody():
     engine.get_flow("post_purchase").active = False
     order = order_with(CustomerFactory(), ProductFactory())
     assert _place(order) is None
+
+
+def test_enrolment_queues_its_steps_with_one_lookup_and_one_insert(count_queries):
+    customer = CustomerFactory()
+    order = order_with(customer, ProductFactory(kind="technical"), ProductFactory())
+    count_queries.reset()
+    enrollment = _place(order)
+    outbox_statements = [s for s in count_queries.statements if "outbound_message" in s]
+    inserts = [s for s in outbox_statements if s.lstrip().upper().startswith("INSERT")]
+    assert len(_messages(enrollment)) >= 5
+    assert len(inserts) == 1
+    template_reads = [s for s in count_queries.statements if "FROM message_template" in s]
+    assert len(template_reads) == 1

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpdesk.extensions import db
 from helpdesk.marketing_bridge.models import MESSAGE_KINDS
 from helpdesk.marketing_bridge.templates_store import (
     DEFAULTS,
@@ -70,3 +71,23 @@ def test_stored_edit_wins_and_bad_edits_are_refused(app):
     subject, body = render("winback", {"customer": {"first_name": "Lu"}})
     assert subject == "Back soon, Lu?" and body == "Hi\n"
     assert set(VARIABLES) >= {"customer.first_name", "order.name", "products", "cart.url"}
+
+
+def test_templates_are_read_once_per_transaction_and_edits_seen_at_once(app, count_queries):
+    ensure_default_templates()
+    count_queries.reset()
+    context = {"customer": {"first_name": "Lu"}}
+    assert render("winback", context)[0] == "We miss you, Lu"
+    assert render("nurture", context)[1].startswith("Hi Lu")
+    assert render("winback", context)[0] == "We miss you, Lu"
+    assert len([s for s in count_queries.statements if "message_template" in s]) == 1
+    update_template(get_template("winback"), subject="Come back, {{customer.first_name}}", body="x")
+    assert render("winback", context)[0] == "Come back, Lu"
+    stored = get_template("nurture")
+    stored.subject = "Edited directly"
+    db.session.flush()
+    assert render("nurture", context)[0] == "Edited directly"
+    db.session.commit()  # a new transaction reads the templates again
+    count_queries.reset()
+    assert render("nurture", context)[0] == "Edited directly"
+    assert len([s for s in count_queries.statements if "message_template" in s]) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from helpdesk.marketing_bridge.suppression import queries, suppress
+from helpdesk.marketing_bridge.suppression import lift, queries, suppress
 from tests.factories.customer_context import CustomerFactory
 
 
@@ -53,3 +53,23 @@ def test_search_matches_part_of_the_email_case_insensitively():
     assert [e.email for e in queries.feed_page(None, 10, search="DIAZ")] == ["dana.diaz@shop.test"]
     assert queries.count_active_emails("shop.test") == 2
     assert queries.count_active_emails("%") == 0
+
+
+def test_the_changes_page_is_the_change_entries_as_dicts():
+    customer = CustomerFactory(email="c@shop.test")
+    suppress(customer, None, "manual", note="x")
+    suppress(customer, None, "unsubscribed")
+    suppress(None, "b@shop.test", "bounced")
+    lift(customer, "manual")
+    lift(customer, "unsubscribed")
+    expected = [entry.as_dict() for entry in queries.changes_after(0, 100)]
+    assert len(expected) == 5
+    assert [c["reasons"] for c in expected] == [
+        ["manual"],
+        ["manual", "unsubscribed"],
+        ["bounced"],
+        ["unsubscribed"],
+        [],
+    ]
+    assert queries.changes_page(0, 100) == expected
+    assert queries.changes_page(expected[1]["seq"], 2) == expected[2:4]

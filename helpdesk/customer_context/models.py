@@ -5,7 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.database import Base, utcnow
@@ -287,6 +297,10 @@ class RfmBoundaries(Base):
     # breakpoint at or below it.
     clv_cuts: Mapped[list] = mapped_column(JSON, default=list)
     f_thresholds: Mapped[list] = mapped_column(JSON, default=list)
+    # The order-weighted site AOV at as_of (net spend of the scored customers over their
+    # orders): the "AOV vs site mean" segment condition compares with it rather than
+    # averaging every metrics row on each order. NULL on rows written before it existed.
+    site_aov: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
 
 
 Index("ix_customer_created_at", Customer.created_at)

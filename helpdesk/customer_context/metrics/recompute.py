@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
@@ -256,6 +257,17 @@ def _write_boundaries(conn, as_of: dt.datetime, settings: d.MetricsSettings) -> 
     )
     breakpoints = conn.execute(text(CLV_BREAKPOINTS_SQL), {"points": CLV_BREAKPOINTS}).all()
     scored = conn.execute(text("SELECT COUNT(*) FROM rfm_scratch")).scalar_one()
+    # Added by h1 (webhook_order): the order-weighted site mean AOV, stored for the segment
+    # condition "AOV vs site mean" (marketing_bridge.segments.compiler), so that a new order
+    # no longer averages every metrics row.
+    site_cents, site_orders = conn.execute(
+        text("SELECT SUM(monetary_cents), SUM(frequency) FROM rfm_scratch")
+    ).one()
+    site_aov = (
+        (Decimal(int(site_cents)) / int(site_orders) / 100).quantize(Decimal("0.000001"))
+        if site_orders
+        else None
+    )
     db.session.execute(delete(RfmBoundaries))
     db.session.add(
         RfmBoundaries(
@@ -270,6 +282,7 @@ def _write_boundaries(conn, as_of: dt.datetime, settings: d.MetricsSettings) -> 
             ],
             clv_cuts=[[str(d.from_cents(c)), float(p)] for c, p in breakpoints],
             f_thresholds=list(settings.f_thresholds),
+            site_aov=site_aov,
         )
     )
     db.session.flush()

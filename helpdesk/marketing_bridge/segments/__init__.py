@@ -2,7 +2,7 @@
 
 Built-in segments (`defaults`): one per RFM segment and the playbook's examples. The
 `marketing.segments_refresh` job refreshes them all; an order or a metrics change updates
-that customer's memberships at once.
+that customer's memberships at once, with one statement evaluating every segment.
 """
 
 from helpdesk.marketing_bridge.segments.compiler import compile_definition

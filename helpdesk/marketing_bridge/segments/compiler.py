@@ -8,14 +8,22 @@ used. Customers without a metrics row count as 0 orders, 0 spent, tier new.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import operator
 
 from sqlalchemy import Select, and_, false, func, literal, not_, or_, select, true
 
-from helpdesk.customer_context.models import Customer, CustomerMetrics, Order, OrderLine, Product
+from helpdesk.customer_context.models import (
+    Customer,
+    CustomerMetrics,
+    Order,
+    OrderLine,
+    Product,
+    RfmBoundaries,
+)
 from helpdesk.database import utcnow
 from helpdesk.marketing_bridge.models import EmailEvent
-from helpdesk.marketing_bridge.segments.schema import validate_definition
+from helpdesk.marketing_bridge.segments.schema import DefinitionError, validate_definition
 from helpdesk.tickets.models import OPEN_STATUSES, Ticket
 
 COMPARE = {
@@ -42,8 +50,14 @@ def _numeric(expression, op: str, value):
 
 
 def _site_mean_aov():
-    """Order-weighted site AOV: all customers' net spend over all their orders."""
-    return (
+    """The order-weighted site AOV (all customers' net spend over all their orders) as stored
+    by the last full metrics recompute, with the RFM cut points; before any recompute has
+    stored one, computed live over every metrics row (the stored value saves that scan on
+    every order). COALESCE evaluates the live average only when it is needed."""
+    stored = (
+        select(RfmBoundaries.site_aov).order_by(RfmBoundaries.id.desc()).limit(1).scalar_subquery()
+    )
+    live = (
         select(
             func.sum(CustomerMetrics.total_spent)
             / func.nullif(func.sum(CustomerMetrics.orders_count), 0)
@@ -51,6 +65,7 @@ def _site_mean_aov():
         .where(CustomerMetrics.orders_count > 0)
         .scalar_subquery()
     )
+    return func.coalesce(stored, live)
 
 
 def _days_since(op: str, value, now: dt.datetime):
@@ -187,10 +202,38 @@ def compile_node(node: dict, now: dt.datetime):
     return compile_condition(node, now)
 
 
+# Validated definitions by their JSON text: validation (marshmallow, per condition) would
+# otherwise run for every segment on every order. Bounded; a stored definition is immutable
+# text, so an entry is never stale.
+_validated: dict[str, dict | DefinitionError] = {}
+VALIDATED_MAX = 512
+
+
+def validated(definition) -> dict:
+    """`validate_definition(definition)`, remembered for definitions seen before (the tree
+    returned is shared: read it, never change it)."""
+    try:
+        key = json.dumps(definition, sort_keys=True)
+    except (TypeError, ValueError):
+        return validate_definition(definition)
+    found = _validated.get(key)
+    if found is None:
+        try:
+            found = validate_definition(definition)
+        except DefinitionError as exc:
+            found = exc
+        if len(_validated) >= VALIDATED_MAX:
+            _validated.clear()
+        _validated[key] = found
+    if isinstance(found, DefinitionError):
+        raise DefinitionError(found.errors)
+    return found
+
+
 def compile_definition(definition: dict, now: dt.datetime | None = None) -> Select:
     """`SELECT customer.id` of the customers the definition matches at `now` (validated)."""
     now = now or utcnow()
-    tree = validate_definition(definition)
+    tree = validated(definition)
     return (
         select(Customer.id.label("customer_id"))
         .select_from(Customer)

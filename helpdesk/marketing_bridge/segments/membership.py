@@ -10,7 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import exists, func, insert, literal, select, update
+from sqlalchemy import (
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
 
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
@@ -89,38 +99,79 @@ def refresh_all(now: dt.datetime | None = None) -> dict:
 
 
 def refresh_customer(customer_id: int, now: dt.datetime | None = None) -> dict:
-    """Re-evaluate every segment for one customer (after an order or a metrics change)."""
+    """Re-evaluate every segment for one customer (after an order or a metrics change).
+
+    Two reads whatever the number of segments: the segments' definitions, then ONE
+    `UNION ALL` statement returning the ids of the segments the customer matches and of
+    those they are in now. Then at most one INSERT for the entries, one UPDATE for the
+    exits and one UPDATE of the member counts.
+    """
     now = now or utcnow()
-    segments = db.session.scalars(select(Segment).order_by(Segment.id)).all()
-    if not segments:
+    segments = db.session.execute(select(Segment.id, Segment.definition).order_by(Segment.id))
+    branches, evaluated = [], set()
+    for segment_id, definition in segments:
+        try:
+            match = matches(definition, customer_id, now)
+        except DefinitionError:
+            continue  # a broken stored definition moves nobody in or out
+        evaluated.add(segment_id)
+        # The id is an integer from the database, inlined so every branch is plain SQL.
+        branches.append(
+            select(literal_column(str(int(segment_id))), literal_column("1")).where(exists(match))
+        )
+    if not evaluated:
         return {"entered": 0, "exited": 0}
-    open_stays = {
-        m.segment_id: m
-        for m in db.session.scalars(
-            select(SegmentMembership).where(
-                SegmentMembership.customer_id == customer_id, SegmentMembership.exited_at.is_(None)
+    current = select(SegmentMembership.segment_id, literal_column("0")).where(
+        SegmentMembership.customer_id == customer_id, SegmentMembership.exited_at.is_(None)
+    )
+    inside, stays = set(), set()
+    for segment_id, matched in db.session.execute(union_all(*branches, current)):
+        (inside if matched == 1 else stays).add(segment_id)
+    entering = sorted((inside - stays) & evaluated)
+    leaving = sorted((stays - inside) & evaluated)
+    if entering:
+        db.session.execute(
+            insert(SegmentMembership).values(
+                [{"segment_id": s, "customer_id": customer_id, "entered_at": now} for s in entering]
             )
         )
-    }
-    entered = exited = 0
-    for segment in segments:
-        try:
-            inside = db.session.scalar(matches(segment.definition, customer_id, now)) is not None
-        except DefinitionError:
-            continue
-        stay = open_stays.get(segment.id)
-        if inside and stay is None:
-            db.session.add(
-                SegmentMembership(segment_id=segment.id, customer_id=customer_id, entered_at=now)
+    if leaving:
+        db.session.execute(
+            update(SegmentMembership)
+            .where(
+                SegmentMembership.customer_id == customer_id,
+                SegmentMembership.segment_id.in_(leaving),
+                SegmentMembership.exited_at.is_(None),
             )
-            segment.member_count = (segment.member_count or 0) + 1
-            entered += 1
-        elif not inside and stay is not None:
-            stay.exited_at = now
-            segment.member_count = max((segment.member_count or 0) - 1, 0)
-            exited += 1
-    db.session.flush()
-    return {"entered": entered, "exited": exited}
+            .values(exited_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    if entering or leaving:
+        count = Segment.member_count
+        db.session.execute(
+            update(Segment)
+            .where(Segment.id.in_(entering + leaving))
+            .values(
+                member_count=case(
+                    (Segment.id.in_(entering or [0]), count + 1),
+                    (count > 0, count - 1),
+                    else_=0,
+                )
+            )
+            .execution_options(synchronize_session=False)
+        )
+        _expire_loaded(customer_id, set(entering + leaving))
+    return {"entered": len(entering), "exited": len(leaving)}
+
+
+def _expire_loaded(customer_id: int, segment_ids: set[int]) -> None:
+    """Copies of the changed rows already in the session reload on their next access."""
+    session = db.session
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Segment) and obj.id in segment_ids:
+            session.expire(obj, ["member_count", "updated_at"])
+        elif isinstance(obj, SegmentMembership) and obj.customer_id == customer_id:
+            session.expire(obj, ["exited_at"])
 
 
 def on_metrics_changed(sender, customer, metrics=None, **_):

@@ -19,6 +19,10 @@ or a condition `{"field": ..., "op": ..., "value": ..., "days": N}`. Fields:
 | purchased_category_within_days | is is_not              | {"category": ..., "days": N}   |
 | engaged_within_days            | is is_not              | days (opened or clicked mail)  |
 
+The site mean of `aov_vs_site_mean` is the order-weighted AOV stored by the last full metrics
+recompute (nightly, with the RFM cut points), live before the first one; the full refresh
+and the per-customer update both use it.
+
 Errors come back as `{"all[0].value": "Must be a number."}`, ready to show beside a form.
 """
 

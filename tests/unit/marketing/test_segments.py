@@ -255,3 +255,57 @@ def test_lapse_risk_example():
     segment = db.session.scalar(select(Segment).where(Segment.name.like("Lapse risk%")))
     assert refresh_segment(segment)["members"] == 1
     assert ids(segment.definition) == {lapsing.id}
+
+
+def test_aov_site_mean_is_stored_by_the_recompute_and_used_until_the_next():
+    from helpdesk.customer_context.metrics import recompute_all
+    from helpdesk.customer_context.models import RfmBoundaries
+
+    low, high = CustomerFactory(), CustomerFactory()
+    for customer, totals in ((low, ("10.00", "30.00")), (high, ("100.00", "60.01"))):
+        for days, total in enumerate(totals, start=1):
+            order_with(customer, placed_at=utcnow() - dt.timedelta(days=days), total=total)
+    recompute_all()
+    stored = db.session.scalar(select(RfmBoundaries.site_aov))
+    assert stored == Decimal("50.0025")  # 200.01 over 4 orders, to 6 places
+    above = SegmentFactory(definition=cond("aov_vs_site_mean", ">", 1.0))
+    assert refresh_segment(above)["members"] == 1  # high: AOV 80.00 (160.01 / 2, half-even)
+    # A big new spender moves the live mean but not the stored one until the next recompute:
+    # the full refresh and the per-customer match agree on the stored value.
+    big = metrics(orders_count=1, total_spent=Decimal("1000"), aov=Decimal("1000"))
+    assert ids(cond("aov_vs_site_mean", ">", 1.0)) == {high.id, big.id}
+    assert refresh_customer(big.id) == {"entered": 1, "exited": 0}
+    assert refresh_customer(high.id) == {"entered": 0, "exited": 0}
+    db.session.execute(RfmBoundaries.__table__.update().values(site_aov=Decimal("90")))
+    assert refresh_customer(high.id) == {"entered": 0, "exited": 1}
+    assert ids(cond("aov_vs_site_mean", ">", 1.0)) == {big.id}
+
+
+def test_refresh_customer_reads_twice_and_writes_once_per_kind(count_queries):
+    for n in range(6):
+        SegmentFactory(definition=cond("orders_count", ">=", n))
+    SegmentFactory(definition=cond("aov_vs_site_mean", ">", 1.0))
+    broken = SegmentFactory(definition=cond("orders_count", ">=", 1))
+    db.session.execute(
+        Segment.__table__.update()
+        .where(Segment.id == broken.id)
+        .values(definition={"all": [{"field": "shoe_size"}]})
+    )
+    row = CustomerMetricsFactory(orders_count=2, total_spent=Decimal("50"), aov=Decimal("25"))
+    count_queries.reset()
+    assert refresh_customer(row.customer_id) == {"entered": 3, "exited": 0}
+    assert count_queries.count == 4  # segments, one UNION ALL, entries, member counts
+    row.orders_count = 1
+    db.session.flush()
+    count_queries.reset()
+    assert refresh_customer(row.customer_id) == {"entered": 0, "exited": 1}
+    assert count_queries.count == 4  # segments, one UNION ALL, exits, member counts
+    counts = dict(db.session.execute(select(Segment.id, Segment.member_count)).all())
+    current = db.session.scalars(
+        select(SegmentMembership.segment_id).where(
+            SegmentMembership.customer_id == row.customer_id,
+            SegmentMembership.exited_at.is_(None),
+        )
+    ).all()
+    assert sorted(counts[s] for s in current) == [1, 1]
+    assert broken.id not in current

@@ -82,6 +82,9 @@ def app(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _transaction(request, app):
     """Wrap each test in a transaction that is rolled back (or truncate after `committing`)."""
+    from helpdesk.tickets import caching
+
+    caching.clear()  # cached counts of the previous test's rows, which are rolled back
     ctx = app.app_context()
     ctx.push()
     if request.node.get_closest_marker("committing"):

@@ -34,7 +34,9 @@ class BulkWriter:
         """Column names and the value each one takes when a row does not give it."""
         if table.name not in self._templates:
             defaults = {}
-            for column in table.columns:
+            # Generated columns (ticket.sla_due_at) are the database's to fill.
+            columns = [c for c in table.columns if c.computed is None]
+            for column in columns:
                 default = column.default
                 if default is None:
                     defaults[column.name] = None
@@ -44,7 +46,7 @@ class BulkWriter:
                     defaults[column.name] = default.arg(None)
                 else:
                     defaults[column.name] = None
-            self._templates[table.name] = ([c.name for c in table.columns], defaults)
+            self._templates[table.name] = ([c.name for c in columns], defaults)
         return self._templates[table.name]
 
     def write(self, table_name: str, rows: list[dict]) -> None:

@@ -9,16 +9,18 @@ def _open_assigned_badge() -> int | None:
     """The nav badge: the current agent's open assigned tickets (hidden when zero)."""
     from flask_login import current_user
 
+    from helpdesk.tickets import caching
     from helpdesk.tickets.queries import open_assigned_count
 
-    count = open_assigned_count(current_user.id)
+    agent_id = current_user.id
+    count = caching.cached("ticket", ("badge", agent_id), lambda: open_assigned_count(agent_id))
     return count or None
 
 
 def init_app(app: Flask) -> None:
     from helpdesk.core import NavItem, register_nav
     from helpdesk.scheduling import register_job
-    from helpdesk.tickets import api, handlers, inbound, models, tasks, views  # noqa: F401
+    from helpdesk.tickets import api, caching, handlers, inbound, models, tasks, views  # noqa: F401
 
     app.register_blueprint(views.bp)  # queue, ticket page, sidebar, macros admin
     app.register_blueprint(inbound.bp)  # POST /webhooks/email/inbound
@@ -29,6 +31,7 @@ def init_app(app: Flask) -> None:
     for signal, handler in handlers.CONNECTIONS:
         signal.connect(handler)
 
+    caching.connect()  # cached counts and lists are dropped when the ORM writes tickets
     for job in tasks.JOBS:
         register_job(app, job)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import Computed, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.database import Base, utcnow
@@ -21,6 +21,22 @@ PRIORITY_RANK = {"low": 1, "normal": 2, "high": 3, "urgent": 4}
 CATEGORIES = ("complaint", "refund", "return", "shipping", "question", "other")
 CHANNELS = ("email", "web", "api", "phone")
 TEAMS = ("agents", "leads")
+
+# Sorts after every real deadline. Written in SQLAlchemy's SQLite DATETIME storage format, which
+# PostgreSQL also reads as a timestamp, so one expression serves both engines.
+SLA_NEVER_DUE = dt.datetime(9999, 12, 31)
+_NEVER = "'9999-12-31 00:00:00.000000'"
+_FIRST = (
+    f"CASE WHEN first_responded_at IS NULL THEN COALESCE(first_response_due_at, {_NEVER})"
+    f" ELSE {_NEVER} END"
+)
+_RESOLUTION = (
+    f"CASE WHEN solved_at IS NULL THEN COALESCE(resolution_due_at, {_NEVER}) ELSE {_NEVER} END"
+)
+SLA_DUE_SQL = (
+    f"CASE WHEN status NOT IN ('new', 'open', 'pending') OR sla_paused_at IS NOT NULL THEN {_NEVER}"
+    f" WHEN {_FIRST} <= {_RESOLUTION} THEN {_FIRST} ELSE {_RESOLUTION} END"
+)
 
 
 class Ticket(Base):
@@ -50,6 +66,10 @@ class Ticket(Base):
     sla_paused_seconds: Mapped[int] = mapped_column(default=0)
     solved_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
+    # The queue's "SLA due" sort key, kept by the database from the columns above: the earliest
+    # unmet deadline of a running clock (`sla.next_deadline`), else SLA_NEVER_DUE (solved,
+    # closed, paused or no target), so the sort is an index walk. Never written by the app.
+    sla_due_at: Mapped[dt.datetime | None] = mapped_column(Computed(SLA_DUE_SQL))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
     # A customer reply to a closed ticket opens a new ticket that points back to the old one.
     follow_up_of_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
@@ -174,6 +194,7 @@ Index("ix_ticket_created", Ticket.created_at, Ticket.id)  # queue newest/oldest,
 Index("ix_ticket_follow_up_of", Ticket.follow_up_of_id)  # related_tickets on the ticket page
 Index("ix_ticket_priority_created", Ticket.priority_rank.desc(), Ticket.created_at, Ticket.id)
 Index("ix_ticket_related_order", Ticket.related_order_id)
+Index("ix_ticket_sla_due", Ticket.sla_due_at, Ticket.id)  # queue sort=sla, any view
 Index("ix_ticket_tag_tag", TicketTag.tag, TicketTag.ticket_id)
 Index("ix_ticket_message_ticket", TicketMessage.ticket_id, TicketMessage.id)
 Index("ix_ticket_event_ticket", TicketEvent.ticket_id, TicketEvent.id)

@@ -7,11 +7,13 @@ here runs a constant number of queries whatever the thread length.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from sqlalchemy import case, exists, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from helpdesk.extensions import db
+from helpdesk.tickets import caching
 from helpdesk.tickets.models import (
     OPEN_STATUSES,
     Macro,
@@ -139,6 +141,33 @@ def list_macros(active_only: bool = False, category: str | None = None) -> list[
     else:
         stmt = stmt.order_by(Macro.name)
     return list(db.session.scalars(stmt))
+
+
+class MacroChoice(NamedTuple):
+    id: int
+    name: str
+    category: str | None
+
+
+def macro_choices(category: str | None = None) -> list[MacroChoice]:
+    """The active macros for the ticket page's picker, as `list_macros(active_only=True,
+    category=...)` orders them: (id, name, category), cached a few seconds per process."""
+
+    def load() -> tuple[MacroChoice, ...]:
+        rows = db.session.execute(
+            select(Macro.id, Macro.name, Macro.category)
+            .where(Macro.active.is_(True))
+            .order_by(Macro.name)
+        )
+        return tuple(MacroChoice(*row) for row in rows)
+
+    macros = caching.cached("macro", "active", load)
+    if category is None:
+        return list(macros)
+    # The ticket's category first, each part still by name (a stable partition).
+    return [m for m in macros if m.category == category] + [
+        m for m in macros if m.category != category
+    ]
 
 
 def sla_policies() -> list[SlaPolicy]:

@@ -14,10 +14,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
-    DateTime,
     and_,
     case,
     exists,
@@ -26,7 +25,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    type_coerce,
+    union_all,
 )
 from sqlalchemy.orm import contains_eager, joinedload
 
@@ -34,12 +33,13 @@ from helpdesk.auth.models import Agent
 from helpdesk.customer_context.models import Customer, CustomerMetrics
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
-from helpdesk.tickets import sla
+from helpdesk.tickets import caching, sla
 from helpdesk.tickets.models import (
     CATEGORIES,
     CHANNELS,
     OPEN_STATUSES,
     PRIORITIES,
+    SLA_NEVER_DUE,
     STATUSES,
     Ticket,
     TicketMessage,
@@ -71,8 +71,9 @@ SORTS: dict[str, str] = {
     "value": "Customer value",
 }
 
-# SLA targets not running (no deadline, paused, solved) sort after every real deadline.
-FAR_FUTURE = dt.datetime(9999, 12, 31)
+# SLA targets not running (no deadline, paused, solved) sort after every real deadline: the
+# value `ticket.sla_due_at` holds for them.
+FAR_FUTURE = SLA_NEVER_DUE
 MAX_QUERY_LENGTH = 200
 
 
@@ -168,25 +169,6 @@ def parse_filters(args: Mapping[str, str]) -> tuple[QueueFilters, dict[str, str]
 # --- sorting and keyset cursors ----------------------------------------------------------------
 
 
-def _sla_due_expression():
-    """The earliest unmet deadline of a running clock (as `sla.next_deadline`), else far away."""
-    far = literal(FAR_FUTURE, DateTime)
-    first = case(
-        (Ticket.first_responded_at.is_(None), func.coalesce(Ticket.first_response_due_at, far)),
-        else_=far,
-    )
-    resolution = case(
-        (Ticket.solved_at.is_(None), func.coalesce(Ticket.resolution_due_at, far)), else_=far
-    )
-    expression = case(
-        (Ticket.status.not_in(OPEN_STATUSES), far),
-        (Ticket.sla_paused_at.is_not(None), far),
-        (first <= resolution, first),
-        else_=resolution,
-    )
-    return type_coerce(expression, DateTime)
-
-
 def _sort_keys(sort: str) -> list[tuple[Any, bool, str]]:
     """(expression, descending, kind) per sort key; the last key is always the ticket id."""
     clv = func.coalesce(CustomerMetrics.clv, 0)
@@ -199,7 +181,8 @@ def _sort_keys(sort: str) -> list[tuple[Any, bool, str]]:
             (Ticket.created_at, False, "dt"),
             (Ticket.id, False, "int"),
         ],
-        "sla": [(_sla_due_expression(), False, "dt"), (Ticket.id, False, "int")],
+        # A column the database computes from the deadlines and the clock's state, indexed.
+        "sla": [(Ticket.sla_due_at, False, "dt"), (Ticket.id, False, "int")],
         "value": [(clv, True, "dec"), (Ticket.id, True, "int")],
     }
     return keys[sort]
@@ -431,21 +414,28 @@ def queue_page(
         direction, boundary = decode_cursor(filters.cursor, filters.sort)
     forward = direction == "after"
 
+    conditions = _conditions(filters, agent_id)
+    walk = None
+    if filters.sort == "value":
+        # The page's ids and sort keys come from index walks (`_value_walk`, filters and
+        # cursor applied there); the rows are loaded for those ids only.
+        walk = _value_walk(conditions, boundary, forward, page_size + 1)
+        keys = [(walk.c.sort_key, True, "dec"), (walk.c.id, True, "int")]
     key_columns = [expression.label(f"sort_key_{i}") for i, (expression, _, _) in enumerate(keys)]
+    stmt = select(Ticket, CustomerMetrics.clv, CustomerMetrics.tier, *key_columns)
+    if walk is not None:
+        stmt = stmt.select_from(walk).join(Ticket, Ticket.id == walk.c.id)
+    else:
+        stmt = stmt.where(*conditions)
+        if boundary is not None:
+            stmt = stmt.where(_keyset_condition(keys, boundary, forward))
     stmt = (
-        select(Ticket, CustomerMetrics.clv, CustomerMetrics.tier, *key_columns)
-        .join(Customer, Customer.id == Ticket.customer_id)
+        stmt.join(Customer, Customer.id == Ticket.customer_id)
         .outerjoin(CustomerMetrics, CustomerMetrics.customer_id == Ticket.customer_id)
         .options(contains_eager(Ticket.customer), joinedload(Ticket.assignee))
-        .where(*_conditions(filters, agent_id))
+        .order_by(*_order(keys, forward))
+        .limit(page_size + 1)
     )
-    if boundary is not None:
-        stmt = stmt.where(_keyset_condition(keys, boundary, forward))
-    order = []
-    for expression, descending, _ in keys:
-        walk_descending = descending if forward else not descending
-        order.append(expression.desc() if walk_descending else expression.asc())
-    stmt = stmt.order_by(*order).limit(page_size + 1)
 
     result = db.session.execute(stmt).unique().all()
     more = len(result) > page_size
@@ -467,6 +457,55 @@ def queue_page(
             page.prev_cursor = encode_cursor(filters.sort, "before", first_key)
     _attach_previews(rows)
     return page
+
+
+def _order(keys, forward: bool) -> list:
+    order = []
+    for expression, descending, _ in keys:
+        walk_descending = descending if forward else not descending
+        order.append(expression.desc() if walk_descending else expression.asc())
+    return order
+
+
+def _value_walk(conditions: list, boundary: list | None, forward: bool, limit: int):
+    """(id, sort_key) of the next `limit` tickets by customer value, as a subquery.
+
+    Sorting on `coalesce(clv, 0)` over the join reads and sorts the whole view. Split by the
+    sign of the CLV, each part walks an index in the sort order and stops after `limit`
+    rows: positive and negative CLVs walk `customer_metrics.clv` (the ticket's customer's
+    tickets joined to each), CLV zero or no metrics walk the tickets by id. Their union,
+    at most 3 × `limit` rows, is sorted again by the caller. The rows and their order are
+    those of `ORDER BY coalesce(clv, 0) DESC, ticket.id DESC`.
+    """
+    zero = literal(Decimal("0.00"), CustomerMetrics.clv.type)
+    parts = []
+    for sign in ("positive", "zero", "negative"):
+        if sign == "zero":
+            value = zero
+            stmt = (
+                select(Ticket.id.label("id"), value.label("sort_key"))
+                .join(Customer, Customer.id == Ticket.customer_id)
+                .outerjoin(CustomerMetrics, CustomerMetrics.customer_id == Ticket.customer_id)
+                .where(func.coalesce(CustomerMetrics.clv, 0) == 0)
+            )
+        else:
+            value = CustomerMetrics.clv
+            stmt = (
+                select(Ticket.id.label("id"), value.label("sort_key"))
+                .select_from(CustomerMetrics)
+                .join(Ticket, Ticket.customer_id == CustomerMetrics.customer_id)
+                .join(Customer, Customer.id == Ticket.customer_id)
+                .where(CustomerMetrics.clv > 0 if sign == "positive" else CustomerMetrics.clv < 0)
+            )
+        keys = [(value, True, "dec"), (Ticket.id, True, "int")]
+        stmt = stmt.where(*conditions)
+        if boundary is not None:
+            stmt = stmt.where(_keyset_condition(keys, boundary, forward))
+        order = _order(keys, forward)
+        if sign == "zero":
+            order = order[1:]  # the value is constant
+        parts.append(stmt.order_by(*order).limit(limit).subquery().select())
+    return union_all(*parts).subquery("value_walk")
 
 
 def _attach_previews(rows: list[QueueRow]) -> None:
@@ -494,8 +533,12 @@ def _attach_previews(rows: list[QueueRow]) -> None:
 
 
 def view_counts(agent_id: int | None) -> dict[str, int]:
-    """Open tickets per counted view, in one aggregate over open tickets."""
+    """Open tickets per counted view: one aggregate over open tickets, cached a few seconds
+    per agent (a badge, not a ledger; see `tickets.caching` for when it is dropped)."""
+    return dict(caching.cached("ticket", ("view_counts", agent_id), lambda: _count(agent_id)))
 
+
+def _count(agent_id: int | None) -> dict[str, int]:
     def tally(condition):
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
@@ -523,8 +566,21 @@ def tickets_by_ids(ids: list[int]) -> list[Ticket]:
     )
 
 
-def assignable_agents() -> list[Agent]:
-    """Active agents, leads and admins by name: the assignee filter, bulk assign, the field."""
-    return list(
-        db.session.scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name))
-    )
+class AgentChoice(NamedTuple):
+    id: int
+    name: str
+
+
+def assignable_agents() -> list[AgentChoice]:
+    """Active agents, leads and admins by name: the assignee filter, bulk assign, the field.
+
+    (id, name) pairs, cached a few seconds per process (`tickets.caching`).
+    """
+
+    def load() -> tuple[AgentChoice, ...]:
+        rows = db.session.execute(
+            select(Agent.id, Agent.name).where(Agent.active.is_(True)).order_by(Agent.name)
+        )
+        return tuple(AgentChoice(*row) for row in rows)
+
+    return list(caching.cached("agent", "assignable", load))

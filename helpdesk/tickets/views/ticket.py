@@ -66,7 +66,7 @@ def _full_ticket_context(ticket: Ticket, **extra) -> dict:
         messages=queries.ticket_thread(ticket.id),
         events=ticket_page.ticket_events(ticket.id),
         present=ticket_page.others_present(ticket.id, context["me"].id),
-        macros=queries.list_macros(active_only=True, category=ticket.category),
+        macros=queries.macro_choices(ticket.category),
         related=queries.related_tickets(ticket),
     )
     return context

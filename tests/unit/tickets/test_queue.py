@@ -312,3 +312,89 @@ def test_rows_carry_the_last_public_message(agent):
     TicketMessageFactory(ticket=ticket, author_type="agent", internal=True, body_text="secret")
     row = queue_page(QueueFilters(view="all"), agent.id).rows[0]
     assert (row.preview, row.preview_author) == ("We are on it", "agent")
+
+
+def test_value_sort_is_the_coalesced_clv_order_across_signs_and_pages(agent):
+    """Positive, zero, negative and missing CLVs, with ties: one order, pages without gaps."""
+    values = [Decimal("300"), Decimal("0"), Decimal("-50"), None, Decimal("300"), Decimal("7")]
+    customers = []
+    for value in values:
+        customer = CustomerFactory()
+        if value is not None:
+            CustomerMetricsFactory(customer=customer, clv=value)
+        customers.append((customer, value or Decimal("0")))
+    tickets = [
+        (TicketFactory(customer=customer, status=("open", "solved")[i % 2]), clv)
+        for i in range(18)
+        for customer, clv in [customers[i % len(customers)]]
+    ]
+    expected = [t.id for t, clv in sorted(tickets, key=lambda item: (-item[1], -item[0].id))]
+    page = queue_page(QueueFilters(view="all", sort="value"), agent.id, page_size=100)
+    assert ids(page) == expected
+    assert [row.clv or Decimal("0") for row in page.rows] == sorted(
+        (clv for _, clv in tickets), reverse=True
+    )
+    forward, backward = walk(QueueFilters(view="all", sort="value"), agent.id, page_size=4)
+    assert forward == expected and backward == expected
+    open_only = [t.id for t, clv in sorted(tickets, key=lambda i: (-i[1], -i[0].id)) if t.is_open]
+    assert ids(queue_page(QueueFilters(view="open", sort="value"), agent.id)) == open_only
+
+
+def test_sla_due_at_follows_the_tickets_clock(agent, customer):
+    """The stored sort key is `sla.next_deadline` while the clock runs, else never due."""
+    from helpdesk.extensions import db
+    from helpdesk.tickets import services, sla
+    from helpdesk.tickets.models import SLA_NEVER_DUE
+
+    def due(ticket):
+        db.session.flush()
+        db.session.refresh(ticket)
+        return ticket.sla_due_at
+
+    ticket = services.open_ticket(customer, "Where is my parcel", "It has not arrived.")
+    assert ticket.first_response_due_at is not None
+    assert due(ticket) == sla.next_deadline(ticket) == ticket.first_response_due_at
+    services.add_message(ticket, "Looking into it", author_type="agent", agent=agent)
+    assert due(ticket) == ticket.resolution_due_at
+    services.set_status(ticket, "pending", actor=agent)
+    assert due(ticket) == SLA_NEVER_DUE  # the clock is stopped
+    services.set_status(ticket, "open", actor=agent)
+    assert due(ticket) == ticket.resolution_due_at
+    services.set_status(ticket, "solved", actor=agent)
+    assert due(ticket) == SLA_NEVER_DUE
+
+
+def test_view_counts_are_cached_until_this_process_writes_tickets(app, agent, monkeypatch):
+    from sqlalchemy import update
+
+    from helpdesk.extensions import db
+    from helpdesk.tickets.models import Ticket
+
+    mine = TicketFactory(status="open", assignee=agent)
+    assert view_counts(agent.id)["mine"] == 1
+    # A write that bypasses the ORM session is not seen until the entry expires...
+    db.session.connection().execute(
+        update(Ticket.__table__).where(Ticket.id == mine.id).values(assignee_id=None)
+    )
+    assert view_counts(agent.id)["mine"] == 1
+    # ...an ORM write in this process drops the entry at once.
+    TicketFactory(status="new")
+    assert view_counts(agent.id) == {
+        "mine": 0,
+        "unassigned": 2,
+        "open": 2,
+        "pending": 0,
+        "escalated": 0,
+    }
+    # A rolled-back write does not leave its counts behind.
+    with db.session.begin_nested() as savepoint:
+        TicketFactory(status="open", assignee=agent)
+        assert view_counts(agent.id)["mine"] == 1
+        savepoint.rollback()
+    assert view_counts(agent.id)["mine"] == 0
+    # TICKETS_CACHE_SECONDS = 0: no cache at all.
+    monkeypatch.setitem(app.config, "TICKETS_CACHE_SECONDS", 0)
+    db.session.connection().execute(
+        update(Ticket.__table__).where(Ticket.id == mine.id).values(assignee_id=agent.id)
+    )
+    assert view_counts(agent.id)["mine"] == 1

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
+from helpdesk.tickets import caching
 from helpdesk.tickets.models import Ticket, TicketEvent
 from tests.factories.customer_context import CustomerFactory, CustomerMetricsFactory
 from tests.factories.tickets import TicketFactory, TicketMessageFactory
@@ -162,10 +163,12 @@ def test_rows_show_breach_tier_and_value(agent_client):
 @pytest.mark.parametrize(("n_small", "n_large"), [(5, 50)])
 def test_queue_query_count_is_constant(agent_client, count_queries, n_small, n_large):
     make_tickets(n_small, status="open")
+    caching.clear()  # both measured without the cached lists and counts
     count_queries.reset()
     agent_client.get("/tickets?view=open")
     small = count_queries.count
     make_tickets(n_large - n_small, status="open")
+    caching.clear()
     count_queries.reset()
     response = agent_client.get("/tickets?view=open")
     assert len(row_ids(response.get_data(as_text=True))) == n_large
@@ -266,3 +269,19 @@ def test_bulk_post_without_csrf_token_is_refused(agent_client):
     assert response.status_code == 400
     db.session.expire_all()
     assert db.session.get(Ticket, ticket.id).status == "open"
+
+
+def test_queue_reads_counts_and_agents_from_the_cache_between_writes(agent_client, count_queries):
+    make_tickets(3, status="open")
+    caching.clear()
+    count_queries.reset()
+    agent_client.get("/tickets?view=open")
+    cold = count_queries.count
+    count_queries.reset()
+    html = agent_client.get("/tickets?view=open").get_data(as_text=True)
+    # The view counts, the nav badge and the agents list are not read again.
+    assert count_queries.count == cold - 3, count_queries.statements
+    assert 'data-view-count="open">3<' in html
+    make_tickets(1, status="open")  # a write drops the counts
+    html = agent_client.get("/tickets?view=open").get_data(as_text=True)
+    assert 'data-view-count="open">4<' in html

@@ -59,7 +59,8 @@ def receive():
             log.warning("Shopify webhook %s with unhandled topic %r ignored", delivery_id, topic)
             return jsonify(status="ignored", topic=topic)
         outcome = handler(payload)
-        record = outcome.record
+        # Read before the commit, which expires the row (its id would cost a SELECT after).
+        record_id = getattr(outcome.record, "id", None)
         db.session.commit()
     except ValidationError as exc:
         db.session.rollback()
@@ -91,6 +92,6 @@ def receive():
     return jsonify(
         status=outcome.status,
         topic=topic,
-        id=getattr(record, "id", None),
+        id=record_id,
         reason=outcome.reason,
     )

@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from helpdesk.auth.models import Agent, Role
-from helpdesk.customer_context.models import Customer, Order, Product, Review
+from helpdesk.customer_context.models import Customer, CustomerMetrics, Order, Product, Review
 from helpdesk.database import money
 from helpdesk.extensions import db
 
@@ -90,20 +90,13 @@ def social_proof(product_ids=None, exclude_customer_id: int | None = None) -> di
 
 def active_leads() -> list[Agent]:
     """Active team leads (and admins when there is no lead), in a stable order."""
-    leads = list(
-        db.session.scalars(
-            select(Agent).where(Agent.active.is_(True), Agent.role == Role.LEAD).order_by(Agent.id)
-        )
-    )
-    if not leads:
-        leads = list(
-            db.session.scalars(
-                select(Agent)
-                .where(Agent.active.is_(True), Agent.role == Role.ADMIN)
-                .order_by(Agent.id)
-            )
-        )
-    return leads
+    staff = db.session.scalars(
+        select(Agent)
+        .where(Agent.active.is_(True), Agent.role.in_([Role.LEAD, Role.ADMIN]))
+        .order_by(Agent.id)
+    ).all()
+    leads = [agent for agent in staff if agent.role == Role.LEAD]
+    return leads or [agent for agent in staff if agent.role == Role.ADMIN]
 
 
 def account_manager(customer_id: int) -> Agent | None:
@@ -130,7 +123,9 @@ def vip_sender_name(customer_id: int) -> str:
 
 def customer_tier(customer: Customer) -> str | None:
     """The customer's tier from their metrics row (None when never computed)."""
-    metrics = customer.metrics
+    # By primary key: the row is usually in the session already (the order's metrics
+    # refresh loaded it), where the relationship would query again.
+    metrics = db.session.get(CustomerMetrics, customer.id)
     return metrics.tier if metrics is not None else None
 
 

@@ -120,14 +120,36 @@ def ensure_default_flows() -> int:
     return added
 
 
+# session.info key of the flow rows by key, loaded once per transaction: one order runs
+# several flows' handlers (post-purchase, cart recovery, winback, tier welcome), each of
+# which reads its flow and often another's (the VIP sender name).
+_FLOWS = "helpdesk.flows.by_key"
+
+
+def _flows_by_key() -> dict[str, Flow]:
+    session = db.session()
+    flows = {flow.key: flow for flow in session.scalars(select(Flow))}
+    session.info[_FLOWS] = (session.get_transaction(), flows)
+    return flows
+
+
 def get_flow(key: str) -> Flow:
-    """The flow row for `key`, created with its defaults on first use."""
-    flow = db.session.scalar(select(Flow).where(Flow.key == key))
+    """The flow row for `key`, created with its defaults on first use.
+
+    The rows are the session's own objects, read once per transaction (a lead's edit in
+    the same transaction changes the same object; the next transaction reads them again).
+    """
+    session = db.session()
+    cached = session.info.get(_FLOWS)
+    flows = cached[1] if cached is not None and cached[0] is session.get_transaction() else None
+    flow = flows.get(key) if flows is not None else None
+    if flow is None or flow not in session:
+        flow = _flows_by_key().get(key)
     if flow is None:
         if key not in FLOW_DEFAULTS:
             raise KeyError(f"unknown flow {key!r}")
         ensure_default_flows()
-        flow = db.session.scalar(select(Flow).where(Flow.key == key))
+        flow = _flows_by_key()[key]
     return flow
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import selectinload
 
-from helpdesk.customer_context.models import Order, OrderLine
+from helpdesk.customer_context.models import Order, OrderLine, Product
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
 from helpdesk.marketing_bridge import outbox
@@ -252,9 +252,23 @@ def on_review_received(sender, review, customer, **_):
 
 
 def _with_lines(order: Order) -> Order:
-    """The order with its lines and their products loaded in one query."""
+    """The order with its lines and their products loaded in one query.
+
+    An order just recorded in this session already holds its lines: then only the
+    products not in the session yet are read (none when no line matched the catalogue).
+    """
     if order.id is None:
         db.session.flush()
+    if order in db.session and "lines" not in inspect(order).unloaded:
+        missing = {
+            line.product_id
+            for line in order.lines
+            if line.product_id is not None and "product" in inspect(line).unloaded
+        }
+        if missing:
+            # Into the identity map, where each line's many-to-one finds its product.
+            db.session.scalars(select(Product).where(Product.id.in_(missing))).all()
+        return order
     return db.session.scalar(
         select(Order)
         .where(Order.id == order.id)

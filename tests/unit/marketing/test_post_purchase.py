@@ -209,3 +209,17 @@ def test_enrolment_queues_its_steps_with_one_lookup_and_one_insert(count_queries
     assert len(inserts) == 1
     template_reads = [s for s in count_queries.statements if "FROM message_template" in s]
     assert len(template_reads) == 1
+
+
+def test_flows_are_read_once_per_transaction_and_edits_are_the_same_object(count_queries):
+    count_queries.reset()
+    flow = engine.get_flow("post_purchase")
+    assert engine.get_flow("cart_recovery").key == "cart_recovery"
+    assert engine.get_flow("post_purchase") is flow
+    assert count_queries.count == 1
+    flow.holdout_percent = 30
+    assert engine.get_flow("post_purchase").holdout_percent == 30
+    db.session.commit()
+    count_queries.reset()
+    assert engine.get_flow("post_purchase").holdout_percent == 30
+    assert count_queries.count == 1

@@ -145,3 +145,39 @@ def test_console_batches_apply_every_gate_per_message(app):
         assert result.sent == 5 and result.capped == 2 and result.suppressed == 2
     finally:
         set_backend(app, None)
+
+
+def test_a_chunk_whose_commit_fails_is_released_and_not_counted_as_sent(app, monkeypatch):
+    """The ESP (a local backend) accepted the chunk, then its commit failed: the rows go back
+    to the queue and are sent again later, so this run must not count them as sent."""
+    from helpdesk.marketing_bridge.esp import ConsoleBackend
+    from tests.factories.customer_context import CustomerFactory
+
+    customer = CustomerFactory()
+    messages = [_transactional() for _ in range(3)] + [
+        OutboundMessageFactory(customer=customer, kind="behavioural") for _ in range(2)
+    ]
+    backend = ConsoleBackend()
+    sends = []
+    monkeypatch.setattr(backend, "send", lambda m: sends.append(m.id) or f"console-{m.id}")
+    session = db.session()
+    real_commit = session.commit
+    failed = []
+
+    def commit():
+        if sends and not failed:  # the first commit after the ESP accepted the chunk
+            failed.append(True)
+            session.rollback()
+            raise RuntimeError("connection lost at commit")
+        real_commit()
+
+    monkeypatch.setattr(session, "commit", commit)
+    result = dispatch_due(backend=backend)
+    assert failed and len(sends) == 5
+    assert (result.sent, result.suppressed, result.released) == (0, 0, 5)
+    for m in messages:
+        db.session.refresh(m)
+        assert (m.status, m.attempts, m.lease_owner) == ("scheduled", 0, None)
+
+    again = dispatch_due(backend=backend)
+    assert again.sent == 5 and len(sends) == 10

@@ -1,7 +1,8 @@
-"""The dispatcher's batch fast path never lets through what the send gate would stop.
+"""The dispatcher's batched gate gives exactly the answers of the one-customer gate.
 
-For every customer the precheck calls "clearly clear", `suppression.may_send` must allow the
-message. If the gate gains a rule the fast path does not know, this test fails first.
+The dispatcher reads the facts of a whole chunk's customers at once (`gate_facts`) and decides
+per message (`decide`). For every customer below and every kind, that must equal
+`suppression.may_send`: if the gate gains a rule the batch does not know, this test fails.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import pytest
 
 from helpdesk.database import utcnow
 from helpdesk.marketing_bridge import suppression
-from helpdesk.marketing_bridge.dispatcher import DispatchResult, _Batch, _lowest_cap
 from helpdesk.marketing_bridge.models import SegmentMembership
+from helpdesk.marketing_bridge.suppression import gate
 from tests.factories.customer_context import CustomerFactory
 from tests.factories.marketing_bridge import (
     OutboundMessageFactory,
@@ -57,23 +58,46 @@ def _scenarios():
     return out
 
 
-@pytest.mark.parametrize("kind", ["behavioural", "promotional"])
-def test_clearly_clear_implies_the_gate_allows(kind):
+@pytest.mark.parametrize("kind", ["transactional", "behavioural", "promotional"])
+def test_the_batched_gate_answers_as_may_send(kind):
     from helpdesk.extensions import db
 
     customers = _scenarios()
+    roomy = SegmentFactory(frequency_cap=10)
     db.session.flush()
-    batch = _Batch("owner", None, 6, _lowest_cap(), {}, DispatchResult())
     ids = {c.id for c in customers}
-    clear = batch._lock_and_precheck(ids, ids if kind == "promotional" else set(), utcnow())
-    checked = 0
+    facts = gate.gate_facts(ids, promotional=ids if kind == "promotional" else ())
+    caps = gate.segment_caps([roomy.id])
+    outcomes = set()
     for customer in customers:
-        message = OutboundMessageFactory.build(
-            customer=customer, customer_id=customer.id, kind=kind
+        for targeted in ([], [roomy.id]):
+            expected = suppression.may_send(customer, kind, segment_ids=targeted)
+            batched = gate.decide(
+                facts.get(customer.id),
+                kind,
+                targeted_caps=[caps[t] for t in targeted],
+            )
+            assert batched == expected, (customer.email, targeted)
+            outcomes.add(expected.status)
+    # every branch was compared (else the test would prove little)
+    assert outcomes == ({"ok"} if kind == "transactional" else {"ok", "suppressed"}) | (
+        {"capped"} if kind == "promotional" else set()
+    )
+
+
+def test_promotions_earlier_in_the_transaction_count_towards_the_cap():
+    customer = CustomerFactory()
+    for d in range(2):
+        OutboundMessageFactory(
+            customer=customer, sent=True, sent_at=utcnow() - dt.timedelta(days=d + 1)
         )
-        decision = suppression.may_send(customer, kind)
-        if batch._clearly_allowed(message, clear):
-            checked += 1
-            assert decision.allowed, (customer.email, decision)
-    # the fast path is used at all (else the test would prove nothing)
-    assert checked >= 3
+    facts = gate.gate_facts([customer.id], promotional=[customer.id])[customer.id]
+    assert facts.promotional_sent == 2
+    assert gate.decide(facts, "promotional", earlier_promotions=1).allowed
+    capped = gate.decide(facts, "promotional", earlier_promotions=2)
+    assert capped.status == "capped" and capped.reason.startswith("frequency cap reached: 4 ")
+
+
+def test_unknown_customers_get_no_facts_and_no_consent():
+    assert gate.gate_facts([987654321]) == {}
+    assert gate.decide(None, "behavioural").reason == "no consent"

@@ -14,7 +14,6 @@ import hashlib
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
@@ -206,7 +205,14 @@ def enroll(
     steps = sorted(steps, key=lambda s: (s.at, s.step))
     holdout = in_holdout(flow, customer.id)
     kinds = {s.step: template_text(s.template).kind for s in steps}
-    enrollment = FlowEnrollment(
+    plan = [
+        {"step": s.step, "template": s.template, "kind": kinds[s.step], "at": s.at.isoformat()}
+        for s in steps
+    ]
+    # Only steps that will really be sent drive next_run_at; a holdout enrolment is
+    # revisited when its plan would have ended, to complete it.
+    sending = [s for s in steps if not holdout or kinds[s.step] == "transactional"]
+    values = dict(
         flow_id=flow.id,
         customer_id=customer.id,
         trigger_ref=trigger_ref[:120],
@@ -216,19 +222,16 @@ def enroll(
         holdout=holdout,
         enrolled_at=now,
         sender_agent_id=sender_agent_id,
-        plan=[
-            {"step": s.step, "template": s.template, "kind": kinds[s.step], "at": s.at.isoformat()}
-            for s in steps
-        ],
+        plan=plan,
+        next_run_at=sending[0].at if sending else steps[-1].at,
     )
-    # Only steps that will really be sent drive next_run_at; a holdout enrolment is
-    # revisited when its plan would have ended, to complete it.
-    sending = [s for s in steps if not holdout or kinds[s.step] == "transactional"]
-    enrollment.next_run_at = sending[0].at if sending else steps[-1].at
-    try:
-        with db.session.begin_nested():
-            db.session.add(enrollment)
-    except IntegrityError:
+    # One statement, no savepoint: a concurrent enrolment of the same (flow, trigger) makes
+    # the INSERT return nothing, and that one is returned instead.
+    enrollment = db.session.scalars(
+        _insert_ignoring_conflict(("flow_id", "trigger_ref")).returning(FlowEnrollment),
+        [values],
+    ).one_or_none()
+    if enrollment is None:
         return find_enrollment(flow, trigger_ref)
     # One look-up of the keys and one multi-row INSERT for all the steps (a redelivered
     # trigger finds the enrolment above and queues nothing).
@@ -251,6 +254,15 @@ def enroll(
         )
     outbox.enqueue_many(messages)
     return enrollment
+
+
+def _insert_ignoring_conflict(columns: tuple[str, ...]):
+    """INSERT INTO flow_enrollment ... ON CONFLICT (columns) DO NOTHING (PostgreSQL, SQLite)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(FlowEnrollment).on_conflict_do_nothing(index_elements=list(columns))
 
 
 def exit_enrollments(enrollments, reason: str, now: dt.datetime | None = None) -> int:
@@ -303,14 +315,15 @@ def record_conversion(customer_id: int, order, flow_keys=None) -> int:
     return result.rowcount or 0
 
 
-def active_enrollments(flow_key: str, customer_id: int) -> list[FlowEnrollment]:
-    """The customer's active enrolments in one flow."""
+def active_enrollments(flow_key: str | tuple[str, ...], customer_id: int) -> list[FlowEnrollment]:
+    """The customer's active enrolments in one flow (or in any of several, in one query)."""
+    keys = [flow_key] if isinstance(flow_key, str) else list(flow_key)
     return list(
         db.session.scalars(
             select(FlowEnrollment)
             .join(Flow, Flow.id == FlowEnrollment.flow_id)
             .where(
-                Flow.key == flow_key,
+                Flow.key.in_(keys),
                 FlowEnrollment.customer_id == customer_id,
                 FlowEnrollment.state == "active",
             )

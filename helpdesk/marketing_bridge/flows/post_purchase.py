@@ -169,8 +169,10 @@ def enroll_order(order: Order, customer, now: dt.datetime | None = None):
     max_age = dt.timedelta(days=float(setting(flow, "max_order_age_days")))
     if order.placed_at is None or order.placed_at < now - max_age:
         return None
-    if not flow.active or find_enrollment(flow, f"order:{order.id}") is not None:
+    if not flow.active:
         return None
+    # No look-up first: order_placed comes once per order, and enroll's INSERT ignores
+    # (and returns) an enrolment that exists already.
     steps = plan_steps(order, customer, now)
     return enroll(flow, customer, f"order:{order.id}", steps, now=now, looked_up=True)
 

@@ -93,11 +93,11 @@ def related_products(customer_id: int, products, limit: int = 3) -> list[Product
 def new_arrivals(customer_id: int, categories=None, limit: int = 3) -> list[Product]:
     """The newest in-stock products the customer does not own (their categories first)."""
     query = (
-        select(Product.id)
+        select(Product)
         .where(in_stock(), Product.id.not_in(owned_product_ids(customer_id)))
         .order_by(Product.created_at.desc(), Product.id.desc())
     )
-    picks: list[int] = []
+    picks: list[Product] = []
     if categories:
         picks = list(
             db.session.scalars(query.where(Product.category.in_(list(categories))).limit(limit))
@@ -105,9 +105,9 @@ def new_arrivals(customer_id: int, categories=None, limit: int = 3) -> list[Prod
     if len(picks) < limit:
         more = query.limit(limit - len(picks))
         if picks:
-            more = more.where(Product.id.not_in(picks))
+            more = more.where(Product.id.not_in([p.id for p in picks]))
         picks += list(db.session.scalars(more))
-    return _load(picks)
+    return picks
 
 
 def customer_categories(customer_id: int, limit: int = 3) -> list[str]:

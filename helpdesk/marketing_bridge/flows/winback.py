@@ -111,5 +111,4 @@ def on_order_placed(sender, order, customer, **_):
     if customer is None or order.cancelled_at is not None:
         return
     record_conversion(customer.id, order, flow_keys=list(SEGMENTS_FOR))
-    for key in SEGMENTS_FOR:
-        exit_enrollments(active_enrollments(key, customer.id), f"ordered {order.name}")
+    exit_enrollments(active_enrollments(tuple(SEGMENTS_FOR), customer.id), f"ordered {order.name}")

@@ -223,3 +223,17 @@ def test_flows_are_read_once_per_transaction_and_edits_are_the_same_object(count
     count_queries.reset()
     assert engine.get_flow("post_purchase").holdout_percent == 30
     assert count_queries.count == 1
+
+
+def test_a_concurrent_enrolment_of_the_same_trigger_is_returned_not_duplicated():
+    # looked_up=True skips the first look-up, as a concurrent transaction would have: the
+    # INSERT ... ON CONFLICT DO NOTHING finds the enrolment and nothing is queued twice.
+    customer = CustomerFactory()
+    order = order_with(customer, ProductFactory())
+    first = _place(order)
+    count = len(_messages(first))
+    flow = engine.get_flow("post_purchase")
+    steps = post_purchase.plan_steps(order, customer, utcnow())
+    again = engine.enroll(flow, customer, f"order:{order.id}", steps, looked_up=True)
+    assert again.id == first.id
+    assert len(_messages(first)) == count

@@ -10,6 +10,15 @@ from flask.cli import with_appcontext
 from helpdesk.customer_context.ingest import importers
 from helpdesk.extensions import db
 
+BULK_HELP = (
+    "Bulk mode (default): each batch loads with the per-order reactions muted, then loyalty "
+    "points, metrics and tiers (tier_changed sent) and escalations are derived set-based "
+    "for the batch before its commit; segments are refreshed once at the end. Orders placed "
+    "more than 30 days ago reach "
+    "no flow (a back-fill sends no post-purchase, cart or winback messages); newer ones go "
+    "to the flows as live orders would. --per-order runs every reaction per order (slow)."
+)
+
 
 def _progress(report: importers.ImportReport) -> None:
     rate = report.rows / report.elapsed if report.elapsed > 0 else 0
@@ -20,10 +29,14 @@ def _progress(report: importers.ImportReport) -> None:
     )
 
 
-def _run(function, file: Path, batch_size: int, progress_every: int) -> None:
+def _run(function, file: Path, batch_size: int, progress_every: int, bulk: bool) -> None:
     try:
         report = function(
-            file, batch_size=batch_size, progress=_progress, progress_every=progress_every
+            file,
+            batch_size=batch_size,
+            progress=_progress,
+            progress_every=progress_every,
+            bulk=bulk,
         )
     except importers.ImportAborted as exc:
         db.session.rollback()
@@ -56,9 +69,15 @@ def _file_command(name: str, function, help_text: str):
         show_default=True,
         help="Print progress to stderr every N rows.",
     )
+    @click.option(
+        "--bulk/--per-order",
+        default=True,
+        show_default=True,
+        help=BULK_HELP,
+    )
     @with_appcontext
-    def command(file: Path, batch_size: int, progress_every: int):
-        _run(function, file, batch_size, progress_every)
+    def command(file: Path, batch_size: int, progress_every: int, bulk: bool):
+        _run(function, file, batch_size, progress_every, bulk)
 
     return command
 

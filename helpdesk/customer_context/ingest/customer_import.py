@@ -106,8 +106,13 @@ def import_shopify_customers(
     batch_size: int = BATCH_SIZE,
     progress: Callable[[ImportReport], None] | None = None,
     progress_every: int = PROGRESS_EVERY,
+    bulk: bool = True,
 ) -> ImportReport:
-    """Shopify customer export: one customer per row, upserted by Customer ID then email."""
+    """Shopify customer export: one customer per row, upserted by Customer ID then email.
+
+    Customers have no per-row reactions to mute, so `bulk` changes nothing here: rows are
+    always written in batches (multi-row inserts for the new ones).
+    """
     report = ImportReport("Shopify customers")
     rows = CsvRows(path, SHOPIFY_CUSTOMERS)
     cache = CustomerCache()

@@ -6,6 +6,10 @@ fails, the batch is rolled back and replayed one order per SAVEPOINT, so the fai
 is reported and the others are kept. Each batch is committed. Re-importing a file changes
 nothing: orders are upserted by their source ids (or by name when an export has no Id), and
 refunds from an export are recorded only for the amount not yet known.
+
+In bulk mode (the default; see `bulk.py`) a batch loads with the per-order reactions muted,
+and the batch's derivations (loyalty, metrics, tiers, segments, live flows) run set-based
+before its commit. `bulk=False` is the per-order path: every order's signals as it lands.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from helpdesk.customer_context.ingest import bulk as bulk_mode
 from helpdesk.customer_context.ingest.csvfile import (
     CsvRows,
     CustomerCache,
+    ImportAborted,
     ImportReport,
     consecutive,
     customer_keys,
@@ -29,7 +35,7 @@ from helpdesk.customer_context.ingest.rows import (
     RowFormat,
     RowInvalid,
 )
-from helpdesk.customer_context.models import Customer
+from helpdesk.customer_context.models import Customer, Order
 from helpdesk.customer_context.schemas import CustomerData, LineData, OrderData
 from helpdesk.customer_context.services import (
     CustomerContextError,
@@ -89,8 +95,11 @@ class OrderImporter:
         batch_size: int = BATCH_SIZE,
         progress: Callable[[ImportReport], None] | None = None,
         progress_every: int = PROGRESS_EVERY,
+        bulk: bool = True,
     ):
         self.report = report
+        self.bulk = bulk
+        self.placed = 0  # orders placed in bulk mode, whose segments are not refreshed yet
         self.batch_size = max(1, batch_size)
         self.progress = progress
         self.progress_every = max(1, progress_every)
@@ -99,6 +108,22 @@ class OrderImporter:
         self._next_progress = self.progress_every
 
     def run(self, groups: Iterable[tuple[list[tuple[int, dict]], PendingOrder | RowProblem]]):
+        try:
+            report = self._run(groups)
+        except ImportAborted:  # unreadable from some row on: the batches before it stay
+            self._refresh_segments()
+            raise
+        self._refresh_segments()
+        return report
+
+    def _refresh_segments(self) -> None:
+        """Bulk mode: segments once, for everything the import placed, in their own commit."""
+        if self.placed:
+            bulk_mode.refresh_segments()
+            db.session.commit()
+            self.placed = 0
+
+    def _run(self, groups):
         batch: list[PendingOrder] = []
         for rows, parsed in groups:
             self.report.rows += len(rows)
@@ -136,17 +161,30 @@ class OrderImporter:
         return customer
 
     def _write(self, batch: list[PendingOrder]) -> None:
+        placed = 0
         try:
             with db.session.begin_nested():
-                results = self._write_together(batch)
+                if self.bulk:
+                    with bulk_mode.muted():
+                        results = self._write_together(batch)
+                    derived = bulk_mode.derive_batch(
+                        o for _p, status, _e, o in results if status == "created"
+                    )
+                    placed = derived["orders"]
+                else:
+                    results = self._write_together(batch)
         except Exception as exc:  # noqa: BLE001 - the replay below reports the failing order
+            # The replay is the per-order path (every reaction as each order lands), so an
+            # order whose reactions fail is reported alone, in bulk mode too.
             log.info("import batch rolled back (%s); replaying it order by order", exc)
             # Rows inserted in bulk and rolled back would linger in the identity map.
             db.session.expunge_all()
             self.customers.forget()
             results = self._write_one_by_one(batch)
+            placed = 0  # the replay ran every reaction per order, segments included
         db.session.commit()
-        for pending, status, problem in sorted(results, key=lambda r: r[0].first_row):
+        self.placed += placed
+        for pending, status, problem, _order in sorted(results, key=lambda r: r[0].first_row):
             if problem is not None:
                 self.report.fail(
                     pending.first_row, f"{pending.label} not imported: {problem}", pending.rows
@@ -169,7 +207,7 @@ class OrderImporter:
                 keys = customer_keys(ref)
                 if not ref.email and not keys & planned:
                     unknown = f"customer {ref.external_id} is unknown and the row has no email"
-                    results.append((pending, None, f"email: {unknown}"))
+                    results.append((pending, None, f"email: {unknown}", None))
                     continue
                 if not keys & planned:
                     absent.append(ref)
@@ -190,19 +228,23 @@ class OrderImporter:
             )
             if pending.refunded and outcome.status != "stale":
                 self._record_export_refund(outcome.record, pending)
-            results.append((pending, outcome.status, None))
-        orders = create_orders([(p.data, c) for p, c in new], products=self.products)
+            results.append((pending, outcome.status, None, outcome.record))
+        items = [(p.data, c) for p, c in new]
+        if self.bulk:
+            orders = bulk_mode.create_orders(items, products=self.products)
+        else:
+            orders = create_orders(items, products=self.products)
         for (pending, _customer), order in zip(new, orders, strict=True):
             if pending.refunded:
-                self._record_export_refund(order, pending)
-            results.append((pending, "created", None))
+                self._record_export_refund(db.session.get(Order, order.id), pending)
+            results.append((pending, "created", None, order))
         return results
 
     def _write_one_by_one(self, batch: list[PendingOrder]) -> list[tuple]:
         existing = orders_by_external_id([p.data.external_id for p in batch if p.data.external_id])
         self.customers.prefetch(p.customer for p in batch)
         results: list[tuple] = []
-        for pending in batch:
+        for index, pending in enumerate(batch):
             try:
                 with db.session.begin_nested():
                     customer = self._customer(pending.customer)
@@ -213,14 +255,21 @@ class OrderImporter:
                     )
                     if pending.refunded and outcome.status != "stale":
                         self._record_export_refund(outcome.record, pending)
-            except CustomerContextError as exc:
-                self.customers.forget()
-                results.append((pending, None, f"{exc.field}: {exc.message}"))
             except Exception as exc:  # noqa: BLE001 - reported per order, the import goes on
+                if isinstance(exc, CustomerContextError):
+                    problem = f"{exc.field}: {exc.message}"
+                else:
+                    problem = f"{type(exc).__name__}: {exc}".strip()
+                results.append((pending, None, problem, None))
+                # Objects the failed order's reactions wrote may outlive its rolled-back
+                # SAVEPOINT in the identity map (and SQLite reuses the rolled-back ids), so
+                # start the rest of the batch from a clean map.
+                db.session.expunge_all()
                 self.customers.forget()
-                results.append((pending, None, f"{type(exc).__name__}: {exc}".strip()))
+                rest = [p.data.external_id for p in batch[index + 1 :] if p.data.external_id]
+                existing = orders_by_external_id(rest)
             else:
-                results.append((pending, outcome.status, None))
+                results.append((pending, outcome.status, None, outcome.record))
         return results
 
     @staticmethod

@@ -36,7 +36,7 @@ def _customer(email: str) -> Customer:
 
 
 def test_transactions_sample_imports_orders_lines_and_customers(signals):
-    report = import_transactions(DATA / "transactions.csv")
+    report = import_transactions(DATA / "transactions.csv", bulk=False)
 
     assert report.ok, report.errors
     assert (report.rows, report.records) == (6, 5)
@@ -254,7 +254,7 @@ def test_reimport_with_cancellation_cancels_the_order_once(write_csv, signals):
 
 
 def test_shopify_order_export_sample(signals):
-    report = import_shopify_orders(DATA / "shopify_orders_export.csv")
+    report = import_shopify_orders(DATA / "shopify_orders_export.csv", bulk=False)
 
     assert report.ok, report.errors
     assert (report.rows, report.records) == (7, 4)
@@ -448,7 +448,7 @@ def test_a_failing_order_in_a_batch_rolls_back_alone(write_csv, signals):
             c2,b@example.com,O2,2024-01-02,20.00,B,1,x
             c3,c@example.com,O3,2024-01-03,30.00,A,1,x
         """)
-        report = import_transactions(path)
+        report = import_transactions(path, bulk=False)
     finally:
         events.order_placed.disconnect(refuse)
 

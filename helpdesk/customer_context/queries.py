@@ -115,26 +115,38 @@ class CustomerSummary:
 
 def customer_summary(customer_id: int) -> CustomerSummary | None:
     """Everything the sidebar shows about a customer, in a constant number of queries."""
-    customer = db.session.scalar(
-        select(Customer).options(joinedload(Customer.metrics)).where(Customer.id == customer_id)
+    # The points balance comes with the customer, each order's refunded total with the order.
+    points = (
+        select(func.coalesce(func.sum(LoyaltyEntry.points), 0))
+        .where(LoyaltyEntry.customer_id == Customer.id)
+        .scalar_subquery()
     )
-    if customer is None:
+    found = db.session.execute(
+        select(Customer, points)
+        .options(joinedload(Customer.metrics))
+        .where(Customer.id == customer_id)
+    ).first()
+    if found is None:
         return None
+    customer, balance = found
     metrics = customer.metrics
-    orders = list(
-        db.session.scalars(
-            select(Order)
-            .options(selectinload(Order.lines), selectinload(Order.refunds))
-            .where(Order.customer_id == customer_id)
-            .order_by(Order.placed_at.desc(), Order.id.desc())
-            .limit(RECENT_ORDERS)
-        )
+    refunded = (
+        select(func.coalesce(func.sum(Refund.amount), 0))
+        .where(Refund.order_id == Order.id)
+        .scalar_subquery()
     )
+    orders = db.session.execute(
+        select(Order, refunded)
+        .options(selectinload(Order.lines))
+        .where(Order.customer_id == customer_id)
+        .order_by(Order.placed_at.desc(), Order.id.desc())
+        .limit(RECENT_ORDERS)
+    ).all()
     latest: dict[int, Fulfillment] = {}
     if orders:
         for fulfillment in db.session.scalars(
             select(Fulfillment)
-            .where(Fulfillment.order_id.in_([o.id for o in orders]))
+            .where(Fulfillment.order_id.in_([o.id for o, _ in orders]))
             .order_by(Fulfillment.created_at, Fulfillment.id)
         ):
             latest[fulfillment.order_id] = fulfillment
@@ -151,15 +163,15 @@ def customer_summary(customer_id: int) -> CustomerSummary | None:
         metrics=metrics,
         tier=metrics.tier if metrics else "new",
         tier_since=(metrics.tier_since if metrics else None) or customer.created_at,
-        points=points_balance(customer_id),
+        points=int(balance or 0),
         segment=segment_info(metrics.rfm_segment if metrics else None),
         recent_orders=[
             OrderSummary(
                 order=o,
-                refunded=sum((Decimal(str(r.amount)) for r in o.refunds), ZERO),
+                refunded=ZERO + Decimal(str(amount or 0)),
                 fulfillment=latest.get(o.id),
             )
-            for o in orders
+            for o, amount in orders
         ],
         open_checkouts=checkouts,
     )

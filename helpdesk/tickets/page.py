@@ -8,6 +8,8 @@ at a fixed number of statements whatever the history length; and the words the t
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
@@ -113,19 +115,31 @@ def event_actor(event: TicketEvent) -> str:
     return event.actor_label or "system"
 
 
-def order_choices(customer_id: int, current_id: int | None = None, limit: int = 25) -> list[Order]:
+class OrderChoice(NamedTuple):
+    """An order in the related-order picker: columns, not an entity."""
+
+    id: int
+    name: str
+    placed_at: dt.datetime
+    total: Decimal
+
+
+def order_choices(
+    customer_id: int, current_id: int | None = None, limit: int = 25
+) -> list[OrderChoice]:
     """The customer's latest orders for the related-order picker (plus the linked one)."""
-    stmt = (
-        select(Order)
+    columns = (Order.id, Order.name, Order.placed_at, Order.total)
+    latest = (
+        select(*columns)
         .where(Order.customer_id == customer_id)
         .order_by(Order.placed_at.desc(), Order.id.desc())
         .limit(limit)
     )
-    orders = list(db.session.scalars(stmt))
+    orders = [OrderChoice(*row) for row in db.session.execute(latest)]
     if current_id is not None and all(o.id != current_id for o in orders):
-        linked = db.session.get(Order, current_id)
+        linked = db.session.execute(select(*columns).where(Order.id == current_id)).first()
         if linked is not None:
-            orders.append(linked)
+            orders.append(OrderChoice(*linked))
     return orders
 
 

@@ -6,6 +6,7 @@ here runs a constant number of queries whatever the thread length.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -26,11 +27,19 @@ from helpdesk.tickets.models import (
 
 
 def get_ticket(ticket_id: int) -> Ticket | None:
-    """One ticket with its customer and assignee loaded (tags come with it)."""
-    return db.session.scalar(
-        select(Ticket)
-        .options(joinedload(Ticket.customer), joinedload(Ticket.assignee))
-        .where(Ticket.id == ticket_id)
+    """One ticket with its customer, assignee and tags loaded, in one statement."""
+    return (
+        db.session.execute(
+            select(Ticket)
+            .options(
+                joinedload(Ticket.customer),
+                joinedload(Ticket.assignee),
+                joinedload(Ticket.tags),
+            )
+            .where(Ticket.id == ticket_id)
+        )
+        .unique()
+        .scalar_one_or_none()
     )
 
 
@@ -65,6 +74,27 @@ def customer_tickets(customer_id: int, limit: int = 10) -> list[Ticket]:
             .limit(limit)
         )
     )
+
+
+class TicketLine(NamedTuple):
+    """A ticket as a list shows it (the sidebar's other tickets): columns, not an entity."""
+
+    id: int
+    subject: str
+    status: str
+    category: str | None
+    created_at: dt.datetime
+
+
+def previous_tickets(customer_id: int, exclude_id: int, limit: int = 10) -> list[TicketLine]:
+    """The customer's most recent tickets but one, newest first (one statement)."""
+    rows = db.session.execute(
+        select(Ticket.id, Ticket.subject, Ticket.status, Ticket.category, Ticket.created_at)
+        .where(Ticket.customer_id == customer_id, Ticket.id != exclude_id)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(limit)
+    )
+    return [TicketLine(*row) for row in rows]
 
 
 def open_assigned_count(agent_id: int) -> int:

@@ -429,3 +429,26 @@ def test_macros_page_agents_read_leads_write(agent_client, lead_client):
     assert lead_client.form(f"/tickets/macros/{macro_id}/delete").status_code == 302
     db.session.expire_all()
     assert db.session.scalar(select(Macro).where(Macro.id == macro_id)) is None
+
+
+def test_a_failing_sidebar_panel_is_reported_and_the_rest_still_loads(
+    app, agent_client, ticket, monkeypatch
+):
+    """A loader whose SQL fails (which aborts the transaction on PostgreSQL) costs only its
+    own panel: the summary, the other tickets and the later panels still render."""
+    from sqlalchemy import text
+
+    from helpdesk.core import SidebarPanel, sidebar_panels
+
+    def broken(ticket, customer_id):
+        db.session.execute(text("SELECT no_such_column FROM no_such_table"))
+
+    panels = [SidebarPanel("broken", "unused.html", broken, order=0), *sidebar_panels(app)]
+    monkeypatch.setitem(app.extensions, "helpdesk_sidebar_panels", panels)
+    OrderFactory(customer=ticket.customer, name="#4242")
+    response = agent_client.hx("get", f"/tickets/{ticket.id}/sidebar")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200, html[-2000:]
+    assert "The broken panel could not be loaded" in html
+    assert "#4242" in html and "Other tickets" in html
+    assert 'id="marketing-panel"' in html

@@ -19,6 +19,19 @@
     }
   });
 
+  // An answer whose target has left the page (the agent opened a ticket while a queue
+  // refresh was on its way) is not swapped: htmx would still apply its out-of-band parts to
+  // the new page (htmx:oobErrorNoTarget #queue-views) and push the queue's URL over it.
+  // htmx announces the swap on the (detached) target only, so listen there.
+  function dropIfDetached(event) {
+    var target = event.detail.target;
+    if (target && !document.body.contains(target)) event.detail.shouldSwap = false;
+  }
+  document.addEventListener("htmx:beforeSend", function (event) {
+    var target = event.detail.target;
+    if (target && target.addEventListener) target.addEventListener("htmx:beforeSwap", dropIfDetached);
+  });
+
   // --- queue: a keyboard cursor over the rows ------------------------------------------------
   // The cursor remembers the ticket, not the position, so a table refresh (search, bulk
   // action) keeps it on the same ticket when that ticket is still listed.

@@ -4,6 +4,7 @@ console error (the CSP forbids inline scripts and styles, so this also proves no
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from playwright.sync_api import expect
@@ -120,4 +121,39 @@ def test_agent_works_a_ticket_with_keyboard_and_htmx(page, live_server, e2e_db):
     page.keyboard.press("s")
     page.wait_for_selector("#ticket-head .badge-solved")
     assert page.locator("#audit-trail", has_text="Status open → solved").count() == 1
+    assert not page.console_errors, page.console_errors
+
+
+def test_escape_then_open_leaves_no_late_queue_refresh(page, live_server, e2e_db):
+    """Escape in the search box sends the filter form once; a refresh that answers after the
+    agent opened a ticket is dropped: it would swap its out-of-band views list into a page
+    without one (htmx:oobErrorNoTarget #queue-views) and push the queue's URL over the
+    ticket's."""
+    make_person("agent", "agent-escape@e2e.test")
+    ticket = _seed(e2e_db)
+    log_in(page, live_server, "agent-escape@e2e.test")
+    page.goto(f"{live_server}/tickets?view=open&q=zebra-striped")
+    page.keyboard.press("j")
+    assert page.locator("tr.queue-row.is-cursor").count() == 1
+
+    # Hold every queue refresh from here on: the server answers only when released.
+    held = []
+
+    def hold(route):
+        held.append(route)
+
+    page.route(re.compile(r".*/tickets\?.*"), hold)
+    page.focus("#queue-q")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)  # past the typing delay: every refresh Escape sends is out
+    assert len(held) == 1, [route.request.url for route in held]
+    page.keyboard.press("o")  # while the refresh is on its way
+    page.wait_for_url(f"**/tickets/{ticket.id}")
+    page.wait_for_selector("#ticket-sidebar .previous-tickets")
+    held[0].continue_()  # the refresh answers now, on the ticket page
+    page.wait_for_timeout(500)
+    _wait_for_htmx_quiet(page)
+    assert len(held) == 1
+    assert page.url.endswith(f"/tickets/{ticket.id}"), page.url
+    assert page.locator("#queue-views").count() == 0
     assert not page.console_errors, page.console_errors

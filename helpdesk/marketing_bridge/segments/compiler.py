@@ -11,7 +11,21 @@ import datetime as dt
 import json
 import operator
 
-from sqlalchemy import Select, and_, false, func, literal, not_, or_, select, true
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    DateTime,
+    Select,
+    and_,
+    bindparam,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
 
 from helpdesk.customer_context.models import (
     Customer,
@@ -37,6 +51,32 @@ COMPARE = {
 # days_since_last_order compares with the last order's timestamp, so the direction flips.
 FLIPPED = {"=": "=", "!=": "!=", ">": "<", ">=": "<=", "<": ">", "<=": ">="}
 ENGAGEMENT_TYPES = ("open", "click")
+
+
+class ParamClock:
+    """A `now` whose moments are bind parameters: `now - N days` compiles to `:ago_<i>`, so a
+    statement built once can run at any later time with `params(now)` (segments for one
+    customer run on every order; building their SQL each time cost more than running it)."""
+
+    def __init__(self) -> None:
+        self._binds: dict[float, BindParameter] = {}
+
+    def ago(self, days: float) -> BindParameter:
+        bind = self._binds.get(days)
+        if bind is None:
+            bind = bindparam(f"ago_{len(self._binds)}", type_=DateTime())
+            self._binds[days] = bind
+        return bind
+
+    def params(self, now: dt.datetime) -> dict[str, dt.datetime]:
+        return {b.key: now - dt.timedelta(days=days) for days, b in self._binds.items()}
+
+
+def _ago(now, days):
+    """`now - days` as a value, or as a parameter of a ParamClock."""
+    if isinstance(now, ParamClock):
+        return now.ago(float(days))
+    return now - dt.timedelta(days=float(days))
 
 
 def _counted(order=Order):
@@ -72,7 +112,7 @@ def _days_since(op: str, value, now: dt.datetime):
     last = CustomerMetrics.last_order_at
 
     def at(days):
-        return now - dt.timedelta(days=float(days))
+        return _ago(now, days)
 
     if op == "between":
         return and_(last <= at(value[0]), last >= at(value[1]))
@@ -85,7 +125,7 @@ def _days_since(op: str, value, now: dt.datetime):
 
 
 def _orders_within(op: str, value, days, now: dt.datetime):
-    since = now - dt.timedelta(days=float(days))
+    since = _ago(now, days)
 
     def having(condition):
         return (
@@ -110,7 +150,7 @@ def _orders_within(op: str, value, days, now: dt.datetime):
 
 
 def _category_within(category: str, days: int, now: dt.datetime):
-    since = now - dt.timedelta(days=float(days))
+    since = _ago(now, days)
     category = category.strip().lower()
     in_category = or_(
         func.lower(OrderLine.category) == category,
@@ -126,7 +166,7 @@ def _category_within(category: str, days: int, now: dt.datetime):
 
 
 def _engaged_within(days: int, now: dt.datetime):
-    since = now - dt.timedelta(days=float(days))
+    since = _ago(now, days)
     return Customer.id.in_(
         select(EmailEvent.customer_id).where(
             EmailEvent.customer_id.is_not(None),
@@ -242,6 +282,9 @@ def compile_definition(definition: dict, now: dt.datetime | None = None) -> Sele
     )
 
 
-def matches(definition: dict, customer_id: int, now: dt.datetime | None = None):
-    """The same select narrowed to one customer (for incremental updates)."""
-    return compile_definition(definition, now).where(Customer.id == literal(customer_id))
+def matches(definition: dict, customer_id, now: dt.datetime | ParamClock | None = None):
+    """The same select narrowed to one customer (for incremental updates); `customer_id`
+    may be a bind parameter, `now` a ParamClock."""
+    if not isinstance(customer_id, ColumnElement):
+        customer_id = literal(customer_id)
+    return compile_definition(definition, now).where(Customer.id == customer_id)

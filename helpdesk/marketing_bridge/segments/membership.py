@@ -8,9 +8,12 @@ Membership history is kept: a customer who leaves and comes back gets a second s
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 
 from sqlalchemy import (
+    Integer,
+    bindparam,
     case,
     exists,
     func,
@@ -25,7 +28,7 @@ from sqlalchemy import (
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
 from helpdesk.marketing_bridge.models import Segment, SegmentMembership
-from helpdesk.marketing_bridge.segments.compiler import compile_definition, matches
+from helpdesk.marketing_bridge.segments.compiler import ParamClock, compile_definition, matches
 from helpdesk.marketing_bridge.segments.schema import DefinitionError
 
 log = logging.getLogger("helpdesk.segments")
@@ -103,29 +106,18 @@ def refresh_customer(customer_id: int, now: dt.datetime | None = None) -> dict:
 
     Two reads whatever the number of segments: the segments' definitions, then ONE
     `UNION ALL` statement returning the ids of the segments the customer matches and of
-    those they are in now. Then at most one INSERT for the entries, one UPDATE for the
-    exits and one UPDATE of the member counts.
+    those they are in now (built once per set of definitions, see `_customer_statement`).
+    Then at most one INSERT for the entries, one UPDATE for the exits and one UPDATE of the
+    member counts.
     """
     now = now or utcnow()
-    segments = db.session.execute(select(Segment.id, Segment.definition).order_by(Segment.id))
-    branches, evaluated = [], set()
-    for segment_id, definition in segments:
-        try:
-            match = matches(definition, customer_id, now)
-        except DefinitionError:
-            continue  # a broken stored definition moves nobody in or out
-        evaluated.add(segment_id)
-        # The id is an integer from the database, inlined so every branch is plain SQL.
-        branches.append(
-            select(literal_column(str(int(segment_id))), literal_column("1")).where(exists(match))
-        )
+    segments = db.session.execute(select(Segment.id, Segment.definition).order_by(Segment.id)).all()
+    statement, evaluated, clock = _customer_statement(segments)
     if not evaluated:
         return {"entered": 0, "exited": 0}
-    current = select(SegmentMembership.segment_id, literal_column("0")).where(
-        SegmentMembership.customer_id == customer_id, SegmentMembership.exited_at.is_(None)
-    )
     inside, stays = set(), set()
-    for segment_id, matched in db.session.execute(union_all(*branches, current)):
+    rows = db.session.execute(statement, {"customer_id": customer_id, **clock.params(now)})
+    for segment_id, matched in rows:
         (inside if matched == 1 else stays).add(segment_id)
     entering = sorted((inside - stays) & evaluated)
     leaving = sorted((stays - inside) & evaluated)
@@ -162,6 +154,44 @@ def refresh_customer(customer_id: int, now: dt.datetime | None = None) -> dict:
         )
         _expire_loaded(customer_id, set(entering + leaving))
     return {"entered": len(entering), "exited": len(leaving)}
+
+
+# The one-customer statement by the segments' (id, definition): built once per set of
+# definitions (with the customer and the clock as parameters), run on every order.
+_statements: dict[tuple, tuple] = {}
+STATEMENTS_MAX = 32
+
+
+def _customer_statement(segments) -> tuple:
+    """(UNION ALL statement, ids of the segments it evaluates, its ParamClock)."""
+    try:
+        key = tuple((sid, json.dumps(definition, sort_keys=True)) for sid, definition in segments)
+    except (TypeError, ValueError):
+        key = None
+    cached = _statements.get(key) if key is not None else None
+    if cached is not None:
+        return cached
+    clock, customer = ParamClock(), bindparam("customer_id", type_=Integer())
+    branches, evaluated = [], set()
+    for segment_id, definition in segments:
+        try:
+            match = matches(definition, customer, clock)
+        except DefinitionError:
+            continue  # a broken stored definition moves nobody in or out
+        evaluated.add(segment_id)
+        # The id is an integer from the database, inlined so every branch is plain SQL.
+        branches.append(
+            select(literal_column(str(int(segment_id))), literal_column("1")).where(exists(match))
+        )
+    current = select(SegmentMembership.segment_id, literal_column("0")).where(
+        SegmentMembership.customer_id == customer, SegmentMembership.exited_at.is_(None)
+    )
+    built = (union_all(*branches, current) if branches else None, evaluated, clock)
+    if key is not None:
+        if len(_statements) >= STATEMENTS_MAX:
+            _statements.clear()
+        _statements[key] = built
+    return built
 
 
 def _expire_loaded(customer_id: int, segment_ids: set[int]) -> None:

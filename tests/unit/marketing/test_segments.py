@@ -309,3 +309,21 @@ def test_refresh_customer_reads_twice_and_writes_once_per_kind(count_queries):
     ).all()
     assert sorted(counts[s] for s in current) == [1, 1]
     assert broken.id not in current
+
+
+def test_refresh_customer_statement_is_reused_across_time_and_rebuilt_on_edit():
+    from helpdesk.marketing_bridge.segments import membership
+
+    now = utcnow()
+    segment = SegmentFactory(definition=cond("days_since_last_order", "<=", 30))
+    row = CustomerMetricsFactory(orders_count=1, last_order_at=now - dt.timedelta(days=20))
+    assert refresh_customer(row.customer_id, now) == {"entered": 1, "exited": 0}
+    built = len(membership._statements)
+    # The same statement, 15 days later: the last order is 35 days old now.
+    later = now + dt.timedelta(days=15)
+    assert refresh_customer(row.customer_id, later) == {"entered": 0, "exited": 1}
+    assert len(membership._statements) == built
+    segment.definition = cond("days_since_last_order", "<=", 40)
+    db.session.flush()
+    assert refresh_customer(row.customer_id, later) == {"entered": 1, "exited": 0}
+    assert ids(segment.definition) == {row.customer_id}

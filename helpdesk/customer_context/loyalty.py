@@ -104,20 +104,34 @@ def earn_for_order(order: Order) -> LoyaltyEntry | None:
     if order.customer_id is None or order.test or order.cancelled_at is not None:
         return None
     ref = f"order:{order.id}"
-    existing = _existing(order.customer_id, EARN, ref)
-    if existing is not None:
-        return existing
     points = points_for(order.total)
     if points == 0:
-        return None
-    return _add_once(
-        LoyaltyEntry(
-            customer_id=order.customer_id,
-            points=points,
-            reason=EARN,
-            ref=ref,
-            note=f"Order {order.name}",
-        )
+        return _existing(order.customer_id, EARN, ref)
+    # One statement on every new order: INSERT ... ON CONFLICT (customer, reason, ref) DO
+    # NOTHING RETURNING; an order credited before returns no row and its entry is read.
+    entry = db.session.scalars(
+        _insert_ignoring_duplicates().returning(LoyaltyEntry),
+        [
+            dict(
+                customer_id=order.customer_id,
+                points=points,
+                reason=EARN,
+                ref=ref,
+                note=f"Order {order.name}",
+            )
+        ],
+    ).one_or_none()
+    return entry if entry is not None else _existing(order.customer_id, EARN, ref)
+
+
+def _insert_ignoring_duplicates():
+    """INSERT INTO loyalty_entry that skips a (customer, reason, ref) already recorded."""
+    if is_postgres(db.session):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(LoyaltyEntry).on_conflict_do_nothing(
+        index_elements=["customer_id", "reason", "ref"]
     )
 
 

@@ -31,6 +31,16 @@ def test_earn_is_floor_of_total_and_idempotent():
     assert points_balance(order.customer_id) == 99
 
 
+def test_earn_for_a_new_order_is_one_statement(count_queries):
+    order = OrderFactory(total=Decimal("40.00"))
+    count_queries.reset()
+    entry = loyalty.earn_for_order(order)
+    assert count_queries.count == 1
+    assert entry.id is not None and entry.points == 40
+    assert loyalty.earn_for_order(order) is entry
+    assert len(entries(order.customer)) == 1
+
+
 def test_earn_rate_is_configurable(app, monkeypatch):
     monkeypatch.setitem(app.config, "LOYALTY_POINTS_PER_UNIT", 2.5)
     order = OrderFactory(total=Decimal("10.30"))

@@ -471,15 +471,19 @@ def _value_walk(conditions: list, boundary: list | None, forward: bool, limit: i
     """(id, sort_key) of the next `limit` tickets by customer value, as a subquery.
 
     Sorting on `coalesce(clv, 0)` over the join reads and sorts the whole view. Split by the
-    sign of the CLV, each part walks an index in the sort order and stops after `limit`
-    rows: positive and negative CLVs walk `customer_metrics.clv` (the ticket's customer's
-    tickets joined to each), CLV zero or no metrics walk the tickets by id. Their union,
-    at most 3 × `limit` rows, is sorted again by the caller. The rows and their order are
-    those of `ORDER BY coalesce(clv, 0) DESC, ticket.id DESC`.
+    sign of the CLV, the rows of each part come from an index walk that stops after `limit`
+    rows: positive and negative CLVs walk `customer_metrics.clv` (each customer's tickets
+    joined), CLV zero or no metrics walk the tickets by id. The parts are disjoint ranges of
+    the sort key, taken in the walk's order (positive, zero, negative going forward), and a
+    part only reads rows while the parts before it have found fewer than `limit` (its LIMIT
+    is 0 otherwise: the zero part, which no index serves, runs only at the end of the list). The
+    caller sorts the union again. Rows and order are those of `ORDER BY coalesce(clv, 0) DESC,
+    ticket.id DESC`.
     """
     zero = literal(Decimal("0.00"), CustomerMetrics.clv.type)
+    signs = ("positive", "zero", "negative") if forward else ("negative", "zero", "positive")
     parts = []
-    for sign in ("positive", "zero", "negative"):
+    for sign in signs:
         if sign == "zero":
             value = zero
             stmt = (
@@ -501,11 +505,16 @@ def _value_walk(conditions: list, boundary: list | None, forward: bool, limit: i
         stmt = stmt.where(*conditions)
         if boundary is not None:
             stmt = stmt.where(_keyset_condition(keys, boundary, forward))
+        take = limit
+        if parts:
+            found = sum(select(func.count()).select_from(part).scalar_subquery() for part in parts)
+            # LIMIT 0 reads nothing (a WHERE gate would still start parallel workers).
+            take = case((found < limit, limit), else_=0)
         order = _order(keys, forward)
         if sign == "zero":
             order = order[1:]  # the value is constant
-        parts.append(stmt.order_by(*order).limit(limit).subquery().select())
-    return union_all(*parts).subquery("value_walk")
+        parts.append(stmt.order_by(*order).limit(take).cte(f"value_{sign}"))
+    return union_all(*(select(part) for part in parts)).subquery("value_walk")
 
 
 def _attach_previews(rows: list[QueueRow]) -> None:

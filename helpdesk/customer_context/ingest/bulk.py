@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -58,7 +59,6 @@ from helpdesk.customer_context.services.orders import (
 )
 from helpdesk.database import is_postgres, utcnow
 from helpdesk.extensions import db
-from helpdesk.seeding.loader import BulkWriter
 
 SENDER = "customer_context"
 MUTED = (events.order_placed, events.customer_metrics_changed)
@@ -153,15 +153,48 @@ def create_orders(items: list[tuple[OrderData, Customer | None]], products: Prod
                 values.get("cancelled_at"),
             )
         )
-    for line, line_id in zip(lines, _take_ids(OrderLine.__tablename__, len(lines)), strict=True):
-        line["id"] = line_id
-    writer = BulkWriter(db.session)
-    writer.write(Order.__tablename__, orders)
-    writer.write(OrderLine.__tablename__, lines)
+    copy_rows(Order.__table__, orders)
+    copy_rows(OrderLine.__table__, lines)  # line ids from the column default
     for data, customer in items:
         _note_customer_order(customer, data)
     db.session.flush()
     return placed
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value) -> str:
+    """One value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(" ")
+    if isinstance(value, list | dict):
+        value = json.dumps(value)
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def copy_rows(table, rows: list[dict]) -> None:
+    """COPY rows (dicts with the same keys) into a table, as one text stream.
+
+    Columns a row leaves out take their database default (ids from their sequence);
+    Python-side defaults are the caller's to fill."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    preparer = db.session.get_bind().dialect.identifier_preparer
+    target = f"{preparer.format_table(table)} ({', '.join(map(preparer.quote, columns))})"
+    body = "".join("\t".join([_copy_text(row[c]) for c in columns]) + "\n" for row in rows)
+    raw = db.session.connection().connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN") as copy:
+        copy.write(body)
 
 
 def _take_ids(table: str, count: int) -> list[int]:
@@ -203,25 +236,17 @@ def _hook(module: str, function: str) -> Callable | None:
 
 
 def earn_for_orders(orders: Iterable[PlacedOrder]) -> int:
-    """`loyalty.earn_for_order` for many orders: one look-up, one multi-row insert."""
-    eligible = [
-        o for o in orders if o.customer_id is not None and not o.test and o.cancelled_at is None
-    ]
-    refs = {f"order:{o.id}": o for o in eligible}
+    """`loyalty.earn_for_order` for orders this batch created, in one multi-row insert.
+
+    No look-up of existing entries: a new order's id has no ledger entry yet (a stray one
+    would break the unique key, and the batch would be replayed order by order).
+    """
+    refs = {
+        f"order:{o.id}": o
+        for o in orders
+        if o.customer_id is not None and not o.test and o.cancelled_at is None
+    }
     known: set[tuple[int, str]] = set()
-    keys = list(refs)
-    for start in range(0, len(keys), IN_CHUNK):
-        chunk = keys[start : start + IN_CHUNK]
-        customers = sorted({refs[ref].customer_id for ref in chunk})
-        known.update(
-            db.session.execute(  # by (customer, reason, ref): the ledger's unique index
-                select(LoyaltyEntry.customer_id, LoyaltyEntry.ref).where(
-                    LoyaltyEntry.customer_id.in_(customers),
-                    LoyaltyEntry.reason == loyalty.EARN,
-                    LoyaltyEntry.ref.in_(chunk),
-                )
-            ).all()
-        )
     now = utcnow()
     rows = []
     for ref, order in refs.items():
@@ -239,11 +264,7 @@ def earn_for_orders(orders: Iterable[PlacedOrder]) -> int:
                 )
             )
     if rows and is_postgres(db.session):
-        for row, entry_id in zip(
-            rows, _take_ids(LoyaltyEntry.__tablename__, len(rows)), strict=True
-        ):
-            row["id"] = entry_id
-        BulkWriter(db.session).write(LoyaltyEntry.__tablename__, rows)
+        copy_rows(LoyaltyEntry.__table__, rows)
     elif rows:
         db.session.execute(insert(LoyaltyEntry.__table__), rows)
     return len(rows)

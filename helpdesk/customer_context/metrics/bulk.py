@@ -4,11 +4,12 @@
 `incremental.refresh_customer` would (same figures, same scoring against the stored
 `RfmBoundaries`, same segment, tier and tier_since), in a few statements per 500 customers
 instead of several per customer: one aggregate query over their counted orders (the SQL
-fragments of `sql.py`), the rows loaded and written together. It sends `tier_changed` for
-each customer whose tier changed (old None for a customer's first row, as the per-customer
-path does) but not `customer_metrics_changed`: the caller runs the set-based reactions
-(segments) itself. Before the first full recompute has stored boundaries, scoring needs the
-rest of the population customer by customer, so it falls back to `refresh_customer` per id.
+fragments of `sql.py`), then one multi-row INSERT for new rows and one executemany UPDATE.
+It sends `tier_changed` for each customer whose tier changed (old None for a customer's
+first row, as the per-customer path does) but not `customer_metrics_changed`: the caller
+runs the set-based reactions (segments) itself. Before the first full recompute has stored
+boundaries, scoring needs the rest of the population customer by customer, so it falls back
+to `refresh_customer` per id.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import DateTime, bindparam, select, text
+from sqlalchemy import DateTime, bindparam, insert, select, text, update
 
 from helpdesk import events
 from helpdesk.customer_context.metrics import definitions as d
@@ -100,69 +101,98 @@ def refresh_customers(
     settings = d.metrics_settings()
     now = utcnow()
     figures = customers_figures(ids, as_of)
-    customers: dict[int, Customer] = {}
-    rows: dict[int, CustomerMetrics] = {}
+    since: dict[int, dt.datetime] = {}
+    current: dict[int, tuple[str, dt.datetime | None]] = {}
+    m = CustomerMetrics.__table__
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        customers.update(
-            (c.id, c) for c in session.scalars(select(Customer).where(Customer.id.in_(chunk)))
+        since.update(
+            (cid, created_at)
+            for cid, created_at in session.execute(
+                select(Customer.id, Customer.created_at).where(Customer.id.in_(chunk))
+            )
         )
-        rows.update(
-            (m.customer_id, m)
-            for m in session.scalars(
-                select(CustomerMetrics).where(CustomerMetrics.customer_id.in_(chunk))
+        current.update(
+            (cid, (tier, tier_since))
+            for cid, tier, tier_since in session.execute(
+                select(m.c.customer_id, m.c.tier, m.c.tier_since).where(m.c.customer_id.in_(chunk))
             )
         )
     changes: list[tuple[int, str | None, str]] = []
+    inserts, updates = [], []
     for cid in ids:
-        customer = customers.get(cid)
-        if customer is None:
+        if cid not in since:
             raise LookupError(f"no customer {cid}")
-        metrics = rows.get(cid)
-        old_tier = metrics.tier if metrics is not None else None
-        if metrics is None:
-            metrics = CustomerMetrics(customer_id=cid, tier="new", tier_since=customer.created_at)
-            session.add(metrics)
-        _score(metrics, figures[cid], bounds, settings, as_of)
-        if metrics.tier != (old_tier or "new"):
-            metrics.tier_since = as_of
-        metrics.as_of = as_of
-        metrics.computed_at = now
-        if metrics.tier != (old_tier or "new"):
-            changes.append((cid, old_tier, metrics.tier))
-    session.flush()
+        old_tier, tier_since = current.get(cid, (None, since[cid]))
+        row = _scored(figures[cid], bounds, settings, as_of)
+        if row["tier"] != (old_tier or "new"):
+            tier_since = as_of
+            changes.append((cid, old_tier, row["tier"]))
+        row.update(tier_since=tier_since, as_of=as_of, computed_at=now)
+        if cid in current:
+            updates.append({"key": cid, **row})
+        else:
+            inserts.append({"customer_id": cid, **row})
+    if inserts:
+        session.execute(insert(m), inserts)
+    if updates:
+        session.execute(
+            update(m).where(m.c.customer_id == bindparam("key")),
+            updates,
+            execution_options={"synchronize_session": False},
+        )
+    # Copies of these rows the session holds are stale now: reload them on next access.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, CustomerMetrics) and obj.customer_id in current:
+            session.expire(obj)
     for cid, old, new in changes:
         events.tier_changed.send(
-            SENDER, customer=customers[cid], old=old, new=new, upward=d.is_upward(old, new)
+            SENDER,
+            customer=session.get(Customer, cid),
+            old=old,
+            new=new,
+            upward=d.is_upward(old, new),
         )
     return changes
 
 
-def _score(metrics: CustomerMetrics, figures: Figures, bounds, settings, as_of) -> None:
-    """The same assignments as `refresh_customer`, against the stored boundaries."""
+def _scored(figures: Figures, bounds, settings, as_of) -> dict:
+    """The column values `refresh_customer` assigns, against the stored boundaries."""
     if figures.frequency == 0:
-        metrics.first_order_at = metrics.last_order_at = None
-        metrics.orders_count = 0
-        metrics.total_spent = metrics.aov = metrics.clv = d.from_cents(0)
-        metrics.recency_days = metrics.r_score = metrics.f_score = metrics.m_score = None
-        metrics.rfm_segment = None
-        metrics.clv_percentile = None
-        metrics.tier = "new"
-        return
+        zero = d.from_cents(0)
+        return dict(
+            first_order_at=None,
+            last_order_at=None,
+            orders_count=0,
+            total_spent=zero,
+            aov=zero,
+            clv=zero,
+            recency_days=None,
+            r_score=None,
+            f_score=None,
+            m_score=None,
+            rfm_segment=None,
+            clv_percentile=None,
+            tier="new",
+        )
     clv = d.clv_cents(figures.monetary_cents, figures.age_days, settings.lifespan)
     scores = score_against_boundaries(bounds, figures, clv, as_of)
     f = d.f_score(figures.frequency, settings.f_thresholds)
-    metrics.first_order_at = figures.first_at
-    metrics.last_order_at = figures.last_at
-    metrics.orders_count = figures.frequency
-    metrics.total_spent = d.from_cents(figures.monetary_cents)
-    metrics.aov = d.from_cents(d.round_half_even(figures.monetary_cents, figures.frequency))
-    metrics.recency_days = figures.recency_days
-    metrics.r_score, metrics.f_score, metrics.m_score = scores.r, f, scores.m
-    metrics.rfm_segment = d.segment_for(scores.r, f, scores.m)
-    metrics.clv = d.from_cents(clv)
-    metrics.clv_percentile = scores.clv_percentile
-    metrics.tier = d.tier_for(figures.frequency, scores.clv_percentile, settings)
+    return dict(
+        first_order_at=figures.first_at,
+        last_order_at=figures.last_at,
+        orders_count=figures.frequency,
+        total_spent=d.from_cents(figures.monetary_cents),
+        aov=d.from_cents(d.round_half_even(figures.monetary_cents, figures.frequency)),
+        recency_days=figures.recency_days,
+        r_score=scores.r,
+        f_score=f,
+        m_score=scores.m,
+        rfm_segment=d.segment_for(scores.r, f, scores.m),
+        clv=d.from_cents(clv),
+        clv_percentile=scores.clv_percentile,
+        tier=d.tier_for(figures.frequency, scores.clv_percentile, settings),
+    )
 
 
 def _one_by_one(ids: list[int], as_of: dt.datetime) -> list[tuple[int, str | None, str]]:

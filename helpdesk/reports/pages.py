@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
-from helpdesk.reports import charts, queries
+from helpdesk.reports import charts, queries, snapshot
 from helpdesk.reports.queries import REPURCHASE_WINDOWS
 
 
@@ -46,12 +46,17 @@ def pct(value) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
 
 
+def computed(row) -> str:
+    """When a snapshot was computed, for the blocks built from it."""
+    return f" Computed {row.computed_at:%Y-%m-%d %H:%M} UTC by the periodic refresh."
+
+
 def customer_value(f: Filter) -> list[Block]:
-    quartiles = queries.clv_quartiles()
-    par = queries.pareto()
-    segments = queries.segment_sizes()
+    snap = snapshot.snapshot(snapshot.VALUE_KEY)
+    quartiles, par = snap.payload["quartiles"], snap.payload["pareto"]
+    segments, tiers = snap.payload["segments"], snap.payload["tiers"]
     movement = queries.segment_movement(f.since)
-    tiers = queries.tier_counts()
+    note = computed(snap)
     return [
         Block(
             "clv_quartiles",
@@ -66,7 +71,8 @@ def customer_value(f: Filter) -> list[Block]:
                 ("revenue_share", "Share of revenue", "pct"),
             ],
             quartiles,
-            "Customers with at least one order, split into four equal groups by lifetime value.",
+            "Customers with at least one order, split into four equal groups by lifetime value."
+            + note,
             charts.bar_chart(
                 [(f"Q{r['quartile']}", float(r["revenue"])) for r in quartiles],
                 "Revenue by CLV quartile",
@@ -82,7 +88,7 @@ def customer_value(f: Filter) -> list[Block]:
             ],
             par["points"],
             "Customers ranked by CLV, top first: how much of the revenue the top 10%, 20%, ... "
-            "bring in.",
+            "bring in." + note,
             charts.line_chart(
                 [f"{p['decile'] * 10}%" for p in par["points"]],
                 {"cumulative revenue share": [p["cumulative_share"] for p in par["points"]]},
@@ -102,7 +108,7 @@ def customer_value(f: Filter) -> list[Block]:
                 ("clv_avg", "Average CLV", "money"),
             ],
             segments,
-            "Scored customers by RFM segment.",
+            "Scored customers by RFM segment." + note,
             charts.bar_chart(
                 [(r["segment"], r["customers"]) for r in segments], "Customers per segment"
             ),
@@ -123,13 +129,14 @@ def customer_value(f: Filter) -> list[Block]:
             "Tiers",
             [("tier", "Tier", "text"), ("customers", "Customers", "int")],
             tiers,
-            "",
+            note.strip(),
             charts.bar_chart([(r["tier"], r["customers"]) for r in tiers], "Tiers"),
         ),
     ]
 
 
 def repeat_purchase(f: Filter) -> list[Block]:
+    note = computed(snapshot.snapshot(snapshot.FACTS_KEY))
     cohorts = queries.repurchase_by_cohort(f.start, f.end)
     gaps = queries.time_to_second_order(f.start, f.end)
     columns = [("cohort", "First-order month", "text"), ("customers", "Customers", "int")]
@@ -146,7 +153,7 @@ def repeat_purchase(f: Filter) -> list[Block]:
             columns,
             cohorts,
             "Share of customers who ordered again within 30/60/90 days of their first order. "
-            "Only customers whose first order is at least that old count (matured).",
+            "Only customers whose first order is at least that old count (matured)." + note,
             charts.line_chart(
                 [r["cohort"] for r in cohorts],
                 {f"{n}-day": [r[f"rate_{n}"] for r in cohorts] for n in REPURCHASE_WINDOWS},
@@ -159,7 +166,7 @@ def repeat_purchase(f: Filter) -> list[Block]:
             "Time between first and second order",
             [("bucket", "Days", "text"), ("customers", "Customers", "int")],
             gaps["buckets"],
-            "Customers with a second order, by the days it took.",
+            "Customers with a second order, by the days it took." + note,
             charts.bar_chart(
                 [(b["bucket"], b["customers"]) for b in gaps["buckets"]], "Days to second order"
             ),
@@ -203,9 +210,10 @@ def flow_impact(f: Filter) -> list[Block]:
 
 
 def acquisition(f: Filter) -> list[Block]:
+    snap = snapshot.snapshot(snapshot.ACQUISITION_KEY)
     blocks = []
     for touch in ("first", "last"):
-        rows = queries.ltv_by_source(touch)
+        rows = snap.payload[touch]
         blocks.append(
             Block(
                 f"ltv_{touch}_touch",
@@ -220,7 +228,7 @@ def acquisition(f: Filter) -> list[Block]:
                 ],
                 rows,
                 "Average net revenue per customer in the first 90 and 180 days after their first "
-                "order, for customers acquired long enough ago.",
+                "order, for customers acquired long enough ago." + computed(snap),
                 charts.grouped_bar_chart(
                     [r["source"] for r in rows],
                     {

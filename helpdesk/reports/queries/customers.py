@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import and_, case, distinct, exists, func, literal, or_, select, union
+from sqlalchemy import and_, case, distinct, exists, func, literal, or_, select
+from sqlalchemy.orm import aliased
 
-from helpdesk.customer_context.models import Customer, CustomerMetrics, Order, Refund
+from helpdesk.customer_context.models import CustomerMetrics, Order
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
 from helpdesk.marketing_bridge.models import (
@@ -15,6 +16,7 @@ from helpdesk.marketing_bridge.models import (
     Segment,
     SegmentMembership,
 )
+from helpdesk.reports.models import ReportCustomerFacts
 from helpdesk.reports.queries.common import REPURCHASE_WINDOWS, _counted, _rows, _share
 from helpdesk.reports.sql import (
     between,
@@ -75,7 +77,9 @@ def pareto() -> dict:
         .where(CustomerMetrics.orders_count > 0)
         .subquery()
     )
-    decile = ((ranked.c.rn - 1) * 10 / ranked.c.n + 1).label("decile")
+    # Floor division: SQLAlchemy renders `/` on integers as true division on both databases,
+    # which made every customer its own "decile".
+    decile = ((ranked.c.rn - 1) * 10 // ranked.c.n + 1).label("decile")
     rows = _rows(
         select(decile, func.count().label("customers"), func.sum(ranked.c.total_spent).label("rev"))
         .group_by(decile)
@@ -117,38 +121,56 @@ def segment_sizes() -> list[dict]:
 
 
 def segment_movement(since: dt.datetime) -> list[dict]:
-    """How customers moved between RFM segments since `since`, from membership history."""
+    """How customers moved between RFM segments since `since`, from membership history.
+
+    One pass over the current RFM memberships, each joined to the membership its customer
+    held at `since` (if any), counted by segment ids; then the customers who held one at
+    `since` and none now. Names are mapped in Python (there are a handful of segments).
+    """
+    membership = SegmentMembership
     rfm = select(Segment.id).where(Segment.kind == "rfm").scalar_subquery()
     then = (
-        select(SegmentMembership.customer_id, Segment.name.label("seg"))
-        .join(Segment, Segment.id == SegmentMembership.segment_id)
+        select(membership.customer_id, membership.segment_id)
         .where(
-            SegmentMembership.segment_id.in_(rfm),
-            SegmentMembership.entered_at <= since,
-            or_(SegmentMembership.exited_at.is_(None), SegmentMembership.exited_at > since),
+            membership.segment_id.in_(rfm),
+            membership.entered_at <= since,
+            or_(membership.exited_at.is_(None), membership.exited_at > since),
         )
         .subquery()
     )
-    now = (
-        select(SegmentMembership.customer_id, Segment.name.label("seg"))
-        .join(Segment, Segment.id == SegmentMembership.segment_id)
-        .where(SegmentMembership.segment_id.in_(rfm), SegmentMembership.exited_at.is_(None))
-        .subquery()
-    )
-    people = union(select(then.c.customer_id), select(now.c.customer_id)).subquery()
-    stmt = (
-        select(
-            func.coalesce(then.c.seg, "(none)").label("from_segment"),
-            func.coalesce(now.c.seg, "(none)").label("to_segment"),
-            func.count().label("customers"),
+    current = aliased(SegmentMembership)
+    moved = db.session.execute(
+        select(then.c.segment_id, current.segment_id, func.count())
+        .select_from(current)
+        .outerjoin(then, then.c.customer_id == current.customer_id)
+        .where(current.segment_id.in_(rfm), current.exited_at.is_(None))
+        .group_by(then.c.segment_id, current.segment_id)
+    ).all()
+    left = db.session.execute(
+        select(then.c.segment_id, literal(None), func.count())
+        .where(
+            ~exists(
+                select(current.id).where(
+                    current.customer_id == then.c.customer_id,
+                    current.segment_id.in_(rfm),
+                    current.exited_at.is_(None),
+                )
+            )
         )
-        .select_from(people)
-        .outerjoin(then, then.c.customer_id == people.c.customer_id)
-        .outerjoin(now, now.c.customer_id == people.c.customer_id)
-        .group_by("from_segment", "to_segment")
-        .order_by(func.count().desc())
+        .group_by(then.c.segment_id)
+    ).all()
+    names = dict(
+        db.session.execute(select(Segment.id, Segment.name).where(Segment.kind == "rfm")).all()
     )
-    return _rows(stmt)
+    rows = [
+        {
+            "from_segment": names.get(was, "(none)") if was is not None else "(none)",
+            "to_segment": names.get(now, "(none)") if now is not None else "(none)",
+            "customers": int(count),
+        }
+        for was, now, count in [*moved, *left]
+    ]
+    return sorted(rows, key=lambda r: (-r["customers"], r["from_segment"], r["to_segment"]))
 
 
 def tier_counts() -> list[dict]:
@@ -160,31 +182,8 @@ def tier_counts() -> list[dict]:
 
 
 # --- repeat purchase -------------------------------------------------------------------------
-
-
-def _first_two_orders():
-    """Per customer: first and second counted order times (second may be NULL)."""
-    ranked = (
-        select(
-            Order.customer_id,
-            Order.placed_at,
-            func.row_number()
-            .over(partition_by=Order.customer_id, order_by=(Order.placed_at, Order.id))
-            .label("rn"),
-        )
-        .where(_counted(), Order.customer_id.is_not(None))
-        .subquery()
-    )
-    return (
-        select(
-            ranked.c.customer_id,
-            func.min(case((ranked.c.rn == 1, ranked.c.placed_at))).label("first_at"),
-            func.min(case((ranked.c.rn == 2, ranked.c.placed_at))).label("second_at"),
-        )
-        .where(ranked.c.rn <= 2)
-        .group_by(ranked.c.customer_id)
-        .subquery()
-    )
+# Both read `report_customer_facts` (first and second counted order per customer), which the
+# `reports.refresh` job rebuilds from the orders: see helpdesk/reports/snapshot.py.
 
 
 def repurchase_by_cohort(start=None, end=None, as_of: dt.datetime | None = None) -> list[dict]:
@@ -194,22 +193,22 @@ def repurchase_by_cohort(start=None, end=None, as_of: dt.datetime | None = None)
     order (a matured customer); the rate is repeaters within N days over matured customers.
     """
     as_of = as_of or utcnow()
-    firsts = _first_two_orders()
-    gap = days_between(firsts.c.second_at, firsts.c.first_at)
-    age = days_between(literal(as_of), firsts.c.first_at)
-    cohort = month_of(firsts.c.first_at).label("cohort")
+    facts = ReportCustomerFacts
+    gap = days_between(facts.second_order_at, facts.first_order_at)
+    age = days_between(literal(as_of), facts.first_order_at)
+    cohort = month_of(facts.first_order_at).label("cohort")
     columns = [cohort, func.count().label("customers")]
     for n in REPURCHASE_WINDOWS:
         matured = age >= n
         columns.append(func.sum(case((matured, 1), else_=0)).label(f"matured_{n}"))
         columns.append(
             func.sum(
-                case((and_(matured, firsts.c.second_at.is_not(None), gap <= n), 1), else_=0)
+                case((and_(matured, facts.second_order_at.is_not(None), gap <= n), 1), else_=0)
             ).label(f"repeat_{n}")
         )
     rows = _rows(
         select(*columns)
-        .where(between(firsts.c.first_at, start, end))
+        .where(between(facts.first_order_at, start, end))
         .group_by(cohort)
         .order_by(cohort)
     )
@@ -224,11 +223,10 @@ TIME_TO_SECOND_BUCKETS = ((0, 30), (31, 60), (61, 90), (91, 180), (181, 365), (3
 
 def time_to_second_order(start=None, end=None) -> dict:
     """Days from first to second order: distribution buckets plus median and p90."""
-    firsts = _first_two_orders()
-    days = func.floor(days_between(firsts.c.second_at, firsts.c.first_at))
-    base = select(days.label("days")).where(
-        firsts.c.second_at.is_not(None), between(firsts.c.first_at, start, end)
-    )
+    facts = ReportCustomerFacts
+    days = func.floor(days_between(facts.second_order_at, facts.first_order_at))
+    in_range = and_(facts.second_order_at.is_not(None), between(facts.first_order_at, start, end))
+    base = select(days.label("days")).where(in_range)
     bucket_cases = []
     for low, high in TIME_TO_SECOND_BUCKETS:
         cond = days >= low if high is None else and_(days >= low, days <= high)
@@ -238,9 +236,7 @@ def time_to_second_order(start=None, end=None) -> dict:
     counts = {
         r["bucket"]: r["customers"]
         for r in _rows(
-            select(bucket, func.count().label("customers"))
-            .where(firsts.c.second_at.is_not(None), between(firsts.c.first_at, start, end))
-            .group_by(bucket)
+            select(bucket, func.count().label("customers")).where(in_range).group_by(bucket)
         )
     }
     buckets = [
@@ -304,75 +300,56 @@ def flow_impact(flow_key: str = "post_purchase", start=None, end=None, as_of=Non
 # --- acquisition -----------------------------------------------------------------------------
 
 
-def _order_net():
-    refunds = (
-        select(Refund.order_id, func.sum(Refund.amount).label("refunded"))
-        .group_by(Refund.order_id)
-        .subquery()
-    )
-    return (
-        select(
-            Order.customer_id,
-            Order.placed_at,
-            (Order.total - func.coalesce(refunds.c.refunded, 0)).label("net"),
-        )
-        .outerjoin(refunds, refunds.c.order_id == Order.id)
-        .where(_counted(), Order.customer_id.is_not(None))
-        .subquery()
-    )
-
-
-def ltv_by_source(touch: str = "first", as_of: dt.datetime | None = None) -> list[dict]:
-    """Average net revenue per customer within 90 and 180 days of their first order, by source.
+def ltv_by_sources(as_of: dt.datetime | None = None) -> dict[str, list[dict]]:
+    """Average net revenue per customer within 90 and 180 days of their first order, by
+    first-touch and by last-touch source, from one pass over `report_customer_facts`.
 
     Only customers whose first order is at least 90 (or 180) days old count for that figure.
     """
     as_of = as_of or utcnow()
-    source_col = Customer.first_touch_source if touch == "first" else Customer.last_touch_source
-    net = _order_net()
-    first = (
-        select(net.c.customer_id, func.min(net.c.placed_at).label("first_at"))
-        .group_by(net.c.customer_id)
-        .subquery()
-    )
-    source = func.coalesce(source_col, "(none)").label("source")
-    since_first = days_between(net.c.placed_at, first.c.first_at)
-    age = days_between(literal(as_of), first.c.first_at)
-    per_customer = (
+    facts = ReportCustomerFacts
+    age = days_between(literal(as_of), facts.first_order_at)
+    m90, m180 = age >= 90, age >= 180
+    pairs = _rows(
         select(
-            first.c.customer_id,
-            source,
-            case((age >= 90, 1), else_=0).label("m90"),
-            case((age >= 180, 1), else_=0).label("m180"),
-            func.sum(case((since_first < 90, net.c.net), else_=0)).label("rev90"),
-            func.sum(case((since_first < 180, net.c.net), else_=0)).label("rev180"),
-        )
-        .join(net, net.c.customer_id == first.c.customer_id)
-        .join(Customer, Customer.id == first.c.customer_id)
-        .group_by(first.c.customer_id, source, "m90", "m180")
-        .subquery()
-    )
-    rows = _rows(
-        select(
-            per_customer.c.source,
+            func.coalesce(facts.first_touch_source, "(none)").label("first"),
+            func.coalesce(facts.last_touch_source, "(none)").label("last"),
             func.count().label("customers"),
-            func.sum(per_customer.c.m90).label("customers_90"),
-            func.sum(case((per_customer.c.m90 == 1, per_customer.c.rev90), else_=0)).label(
-                "rev_90"
-            ),
-            func.sum(per_customer.c.m180).label("customers_180"),
-            func.sum(case((per_customer.c.m180 == 1, per_customer.c.rev180), else_=0)).label(
-                "rev_180"
-            ),
-        )
-        .group_by(per_customer.c.source)
-        .order_by(per_customer.c.source)
+            func.sum(case((m90, 1), else_=0)).label("customers_90"),
+            func.sum(case((m90, facts.net_90), else_=0)).label("rev_90"),
+            func.sum(case((m180, 1), else_=0)).label("customers_180"),
+            func.sum(case((m180, facts.net_180), else_=0)).label("rev_180"),
+        ).group_by("first", "last")
     )
-    for r in rows:
-        r["ltv_90"] = (
-            round(float(r["rev_90"]) / r["customers_90"], 2) if r["customers_90"] else None
-        )
-        r["ltv_180"] = (
-            round(float(r["rev_180"]) / r["customers_180"], 2) if r["customers_180"] else None
-        )
-    return sorted(rows, key=lambda r: -(r["ltv_180"] or r["ltv_90"] or 0))
+    out = {}
+    for touch in ("first", "last"):
+        totals: dict[str, dict] = {}
+        for pair in pairs:
+            row = totals.setdefault(
+                pair[touch],
+                {
+                    "source": pair[touch],
+                    "customers": 0,
+                    "customers_90": 0,
+                    "rev_90": 0,
+                    "customers_180": 0,
+                    "rev_180": 0,
+                },
+            )
+            for key in ("customers", "customers_90", "rev_90", "customers_180", "rev_180"):
+                row[key] += pair[key] or 0
+        rows = list(totals.values())
+        for r in rows:
+            r["ltv_90"] = (
+                round(float(r["rev_90"]) / r["customers_90"], 2) if r["customers_90"] else None
+            )
+            r["ltv_180"] = (
+                round(float(r["rev_180"]) / r["customers_180"], 2) if r["customers_180"] else None
+            )
+        out[touch] = sorted(rows, key=lambda r: (-(r["ltv_180"] or r["ltv_90"] or 0), r["source"]))
+    return out
+
+
+def ltv_by_source(touch: str = "first", as_of: dt.datetime | None = None) -> list[dict]:
+    """`ltv_by_sources` for one touch model ("first" or "last")."""
+    return ltv_by_sources(as_of)[touch]

@@ -17,7 +17,7 @@ from helpdesk.marketing_bridge.models import (
     Segment,
     SegmentMembership,
 )
-from helpdesk.reports import queries
+from helpdesk.reports import queries, snapshot
 from tests.factories.auth import AgentFactory
 from tests.factories.customer_context import (
     CheckoutFactory,
@@ -69,6 +69,19 @@ def test_pareto_top20_share():
     shares = [p["cumulative_share"] for p in result["points"]]
     assert shares[0] == 0.6 and shares[-1] == 1.0
     assert [p["customers"] for p in result["points"]] == [1] * 10
+
+
+def test_pareto_deciles_when_customers_do_not_divide_by_ten():
+    # 15 customers, CLV 150, 140, ... 10, each spending 10. Decile = (rank - 1) * 10 // 15 + 1:
+    # ranks 1-2 → 1, 3 → 2, 4-5 → 3, 6 → 4, 7-8 → 5, 9 → 6, 10-11 → 7, 12 → 8, 13-14 → 9,
+    # 15 → 10. Ten points, never one per customer; the top 3 (20%) bring 30 of 150.
+    for rank in range(15):
+        CustomerMetricsFactory(clv=D(150 - rank * 10), total_spent=D(10), orders_count=1)
+    result = queries.pareto()
+    points = result["points"]
+    assert [p["decile"] for p in points] == list(range(1, 11))
+    assert [p["customers"] for p in points] == [2, 1, 2, 1, 2, 1, 2, 1, 2, 1]
+    assert result["top20_share"] == 0.2
 
 
 def test_segment_sizes_and_tiers():
@@ -141,6 +154,7 @@ def cohort_store():
     _order(d, dt.datetime(2026, 2, 7), test=True)  # not counted
     _order(e, dt.datetime(2026, 5, 15))  # 17 days before as_of: not matured for 30 days
     _order(e, dt.datetime(2026, 5, 20))
+    snapshot.refresh()  # the repeat-purchase figures read the refreshed per-customer facts
 
 
 def test_repurchase_by_cohort(cohort_store):
@@ -217,6 +231,7 @@ def test_ltv_by_first_touch_source():
     _order(c1, ago(10), 999, cancelled_at=ago(9))  # cancelled: ignored
     _order(c2, ago(100), 40)  # matured for 90 only
     _order(c3, ago(10), 70)  # not matured
+    snapshot.refresh()
     rows = {r["source"]: r for r in queries.ltv_by_source("first")}
     google = rows["google"]
     assert google["customers"] == 2 and google["customers_90"] == 2

@@ -1,0 +1,52 @@
+"""What the reports keep between refreshes: per-customer order-history facts and snapshots.
+
+Every report is set-based SQL, but some read the whole order history (1M orders at the
+benchmark's medium size), which takes seconds on any database: more than a page may take.
+Those figures are computed by the `reports.refresh` job (`helpdesk/reports/snapshot.py`)
+into these tables and the pages aggregate the much smaller results, showing when they were
+computed. Nothing here is a source of truth: a refresh rebuilds all of it from the orders
+and the customer metrics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from helpdesk.database import Base, utcnow
+
+
+class ReportCustomerFacts(Base):
+    """One row per customer with a counted order: the facts the repeat-purchase and
+    acquisition reports aggregate (first and second counted order, net revenue in the first
+    90 and 180 days, the touch sources)."""
+
+    __tablename__ = "report_customer_facts"
+
+    customer_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True
+    )
+    first_order_at: Mapped[dt.datetime]
+    second_order_at: Mapped[dt.datetime | None]
+    # Net of refunds, counted orders placed less than 90 (180) days after the first one.
+    net_90: Mapped[Decimal]
+    net_180: Mapped[Decimal]
+    first_touch_source: Mapped[str | None] = mapped_column(String(120))
+    last_touch_source: Mapped[str | None] = mapped_column(String(120))
+
+
+class ReportSnapshot(Base):
+    """A report block computed by the refresh job: its rows as JSON, with when and how long."""
+
+    __tablename__ = "report_snapshot"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    payload: Mapped[dict]
+    computed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    seconds: Mapped[float] = mapped_column(default=0.0)
+
+
+Index("ix_report_facts_first_order", ReportCustomerFacts.first_order_at)

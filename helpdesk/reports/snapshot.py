@@ -1,0 +1,169 @@
+"""The `reports.refresh` job: rebuild the per-customer order-history facts and the snapshots.
+
+Reports over the whole order history (repeat purchase, acquisition LTV) and over the whole
+customer base ranked by CLV (quartiles, Pareto curve) cost seconds at 1M orders on either
+database, whatever the query shape: each must read every order or sort every customer. So
+they are computed here, set-based, every 15 minutes (`reports/tasks.py`), and the pages aggregate
+the results (`report_customer_facts`, ~1 row per customer, indexed by first order) or read
+them as they are (`report_snapshot`), and say when they were computed. Date filters still
+apply: the facts are per customer, the filter picks customers by their first order.
+
+`ensure_fresh()` builds everything on the first page view of a store never refreshed (a new
+install, tests), so no page is ever empty for want of a job run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from decimal import Decimal
+
+from sqlalchemy import case, delete, func, insert, select
+
+from helpdesk.customer_context.models import Customer, Order, Refund
+from helpdesk.database import utcnow
+from helpdesk.extensions import db
+from helpdesk.reports.models import ReportCustomerFacts, ReportSnapshot
+from helpdesk.reports.queries.common import _counted
+from helpdesk.reports.sql import days_between
+
+FACTS_KEY = "customer_facts"
+VALUE_KEY = "customer_value"
+ACQUISITION_KEY = "acquisition"
+
+
+def _facts_select():
+    """Per customer with a counted order: first and second order, net revenue in the first
+    90/180 days (refunds netted per order), and the touch sources."""
+    refunds = (
+        select(Refund.order_id, func.sum(Refund.amount).label("refunded"))
+        .group_by(Refund.order_id)
+        .subquery()
+    )
+    ranked = (
+        select(
+            Order.customer_id,
+            Order.placed_at,
+            (Order.total - func.coalesce(refunds.c.refunded, 0)).label("net"),
+            func.row_number()
+            .over(partition_by=Order.customer_id, order_by=(Order.placed_at, Order.id))
+            .label("rn"),
+            func.min(Order.placed_at).over(partition_by=Order.customer_id).label("first_at"),
+        )
+        .outerjoin(refunds, refunds.c.order_id == Order.id)
+        .where(_counted(), Order.customer_id.is_not(None))
+        .subquery()
+    )
+    since_first = days_between(ranked.c.placed_at, ranked.c.first_at)
+    per_customer = (
+        select(
+            ranked.c.customer_id,
+            func.min(ranked.c.first_at).label("first_order_at"),
+            func.min(case((ranked.c.rn == 2, ranked.c.placed_at))).label("second_order_at"),
+            func.coalesce(func.sum(case((since_first < 90, ranked.c.net), else_=0)), 0).label(
+                "net_90"
+            ),
+            func.coalesce(func.sum(case((since_first < 180, ranked.c.net), else_=0)), 0).label(
+                "net_180"
+            ),
+        )
+        .group_by(ranked.c.customer_id)
+        .subquery()
+    )
+    return select(
+        per_customer.c.customer_id,
+        per_customer.c.first_order_at,
+        per_customer.c.second_order_at,
+        per_customer.c.net_90,
+        per_customer.c.net_180,
+        Customer.first_touch_source,
+        Customer.last_touch_source,
+    ).join(Customer, Customer.id == per_customer.c.customer_id)
+
+
+FACT_COLUMNS = [
+    "customer_id",
+    "first_order_at",
+    "second_order_at",
+    "net_90",
+    "net_180",
+    "first_touch_source",
+    "last_touch_source",
+]
+
+
+def _store(key: str, payload: dict, seconds: float, now: dt.datetime) -> None:
+    row = db.session.get(ReportSnapshot, key)
+    if row is None:
+        db.session.add(ReportSnapshot(key=key, payload=payload, computed_at=now, seconds=seconds))
+    else:
+        row.payload, row.computed_at, row.seconds = payload, now, seconds
+    db.session.flush()
+
+
+def _jsonable(rows: list[dict]) -> list[dict]:
+    """Decimals become strings (JSON has no decimal; a string keeps the cents exact in the
+    CSV export); everything else in report rows is already plain."""
+    return [{k: str(v) if isinstance(v, Decimal) else v for k, v in row.items()} for row in rows]
+
+
+def refresh(now: dt.datetime | None = None) -> dict[str, float]:
+    """Rebuild the facts and the snapshots in the current transaction (flushes, never
+    commits); returns the seconds each part took."""
+    from helpdesk.reports import queries
+
+    now = now or utcnow()
+    timings: dict[str, float] = {}
+    db.session.flush()
+
+    started = time.perf_counter()
+    db.session.execute(delete(ReportCustomerFacts))
+    db.session.execute(
+        insert(ReportCustomerFacts).from_select(FACT_COLUMNS, _facts_select()),
+    )
+    facts = db.session.scalar(select(func.count()).select_from(ReportCustomerFacts)) or 0
+    timings[FACTS_KEY] = time.perf_counter() - started
+    _store(FACTS_KEY, {"customers": int(facts)}, timings[FACTS_KEY], now)
+
+    started = time.perf_counter()
+    value = {
+        "quartiles": _jsonable(queries.clv_quartiles()),
+        "pareto": queries.pareto(),
+        "segments": _jsonable(queries.segment_sizes()),
+        "tiers": _jsonable(queries.tier_counts()),
+    }
+    timings[VALUE_KEY] = time.perf_counter() - started
+    _store(VALUE_KEY, value, timings[VALUE_KEY], now)
+
+    started = time.perf_counter()
+    acquisition = {
+        touch: _jsonable(rows) for touch, rows in queries.ltv_by_sources(as_of=now).items()
+    }
+    timings[ACQUISITION_KEY] = time.perf_counter() - started
+    _store(ACQUISITION_KEY, acquisition, timings[ACQUISITION_KEY], now)
+    return timings
+
+
+def ensure_fresh() -> None:
+    """Build the facts and snapshots if they were never built (first page view of a store)."""
+    if db.session.get(ReportSnapshot, ACQUISITION_KEY) is None:
+        refresh()
+        db.session.commit()
+
+
+def snapshot(key: str) -> ReportSnapshot:
+    """A stored snapshot, built first if the store was never refreshed."""
+    ensure_fresh()
+    row = db.session.get(ReportSnapshot, key)
+    if row is None:  # a key added since the last refresh
+        refresh()
+        db.session.commit()
+        row = db.session.get(ReportSnapshot, key)
+    return row
+
+
+def refresh_job() -> dict[str, float]:
+    """The scheduled job: rebuild and commit."""
+    timings = refresh()
+    db.session.commit()
+    return {key: round(seconds, 2) for key, seconds in timings.items()}

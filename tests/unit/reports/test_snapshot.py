@@ -1,0 +1,87 @@
+"""The reports.refresh job: per-customer order-history facts and the snapshots pages read."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from helpdesk.database import utcnow
+from helpdesk.extensions import db
+from helpdesk.reports import queries, snapshot
+from helpdesk.reports.models import ReportCustomerFacts, ReportSnapshot
+from helpdesk.scheduling import registered_jobs, run_job
+from tests.factories.customer_context import (
+    CustomerFactory,
+    CustomerMetricsFactory,
+    OrderFactory,
+    RefundFactory,
+)
+
+
+def _tiers_csv(client) -> dict[str, int]:
+    response = client.get("/reports/value/tiers.csv")
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    return {tier: int(count) for tier, count in rows[1:]}
+
+
+def test_value_page_reads_the_snapshot_until_the_job_refreshes_it(lead_client):
+    CustomerMetricsFactory(tier="vip", orders_count=3)
+    assert _tiers_csv(lead_client) == {"vip": 1}  # first view of a never-refreshed store builds it
+    CustomerMetricsFactory(tier="vip", orders_count=2)
+    CustomerMetricsFactory(tier="new", orders_count=0)
+    assert _tiers_csv(lead_client) == {"vip": 1}  # still the snapshot
+    run_job("reports.refresh")
+    assert _tiers_csv(lead_client) == {"vip": 2, "new": 1}
+
+
+def test_page_says_when_the_snapshot_was_computed(lead_client):
+    CustomerMetricsFactory(tier="vip", orders_count=3)
+    snapshot.refresh(now=dt.datetime(2026, 3, 4, 5, 6))
+    page = lead_client.get("/reports/value").get_data(as_text=True)
+    assert "Computed 2026-03-04 05:06 UTC" in page
+
+
+def test_value_snapshot_equals_the_live_queries():
+    for clv in (10, 20, 30, 40, 55):
+        CustomerMetricsFactory(
+            clv=Decimal(clv), total_spent=Decimal(clv), orders_count=1, rfm_segment="loyal"
+        )
+    snapshot.refresh()
+    payload = db.session.get(ReportSnapshot, snapshot.VALUE_KEY).payload
+    live = queries.clv_quartiles()
+    assert [r["customers"] for r in payload["quartiles"]] == [r["customers"] for r in live]
+    assert [Decimal(r["revenue"]) for r in payload["quartiles"]] == [r["revenue"] for r in live]
+    assert payload["pareto"] == queries.pareto()
+    assert [r["segment"] for r in payload["segments"]] == ["loyal"]
+
+
+def test_refresh_rebuilds_the_facts_from_the_orders():
+    now = utcnow()
+    keep, gone = CustomerFactory(first_touch_source="google"), CustomerFactory()
+    first = OrderFactory(customer=keep, placed_at=now - dt.timedelta(days=200), total=Decimal(80))
+    RefundFactory(order=first, customer_id=keep.id, amount=Decimal(30))  # net 50
+    OrderFactory(customer=keep, placed_at=now - dt.timedelta(days=120), total=Decimal(40))  # d80
+    OrderFactory(customer=keep, placed_at=now - dt.timedelta(days=40), total=Decimal(7))  # d160
+    only = OrderFactory(customer=gone, placed_at=now - dt.timedelta(days=5), total=Decimal(9))
+    snapshot.refresh()
+    facts = {f.customer_id: f for f in db.session.scalars(select(ReportCustomerFacts))}
+    assert set(facts) == {keep.id, gone.id}
+    row = facts[keep.id]
+    assert row.first_order_at == first.placed_at
+    assert row.second_order_at == now - dt.timedelta(days=120)
+    assert (row.net_90, row.net_180) == (Decimal("90.00"), Decimal("97.00"))
+    assert row.first_touch_source == "google"
+
+    only.cancelled_at = now  # no counted order left: the customer leaves the facts
+    db.session.flush()
+    snapshot.refresh()
+    assert {f.customer_id for f in db.session.scalars(select(ReportCustomerFacts))} == {keep.id}
+
+
+def test_refresh_is_a_registered_job(app):
+    assert "reports.refresh" in registered_jobs(app)

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -180,6 +181,7 @@ def csv_import(
         str(IMPORT_BATCH),
     ]
     log_path = workdir / f"bench-import-{run}.log"
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     progress: list[tuple[float, int]] = []
     with log_path.open("w", encoding="utf-8") as log:
@@ -217,6 +219,9 @@ def csv_import(
             sampling.set()
             sampler.join()
     seconds = time.perf_counter() - started
+    # The child's own CPU time (user + system), counted once it has been waited for.
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     code = status
     path.unlink(missing_ok=True)
     tail = log_path.read_text(encoding="utf-8")[-600:]
@@ -238,5 +243,6 @@ def csv_import(
         "seconds": round(seconds, 2),
         "rows_per_s": round(done / seconds, 1) if seconds > 0 else None,
         "peak_rss_mb": peak["mb"],
+        "cpu_seconds": round(cpu_seconds, 2),  # the whole run's, even when it was stopped
         "summary": tail.strip().splitlines()[-1] if tail.strip() else "",
     }

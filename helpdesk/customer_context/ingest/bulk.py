@@ -32,7 +32,7 @@ import datetime as dt
 import importlib
 import json
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -165,13 +165,11 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 
 def _copy_text(value) -> str:
-    """One value in COPY's text format."""
+    """One value in COPY's text format (any type)."""
     if value is None:
         return "\\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
+    if value is True or value is False:
+        return "t" if value else "f"
     if isinstance(value, int | Decimal):
         return str(value)
     if isinstance(value, dt.datetime):
@@ -179,6 +177,20 @@ def _copy_text(value) -> str:
     if isinstance(value, list | dict):
         value = json.dumps(value)
     return str(value).translate(_COPY_ESCAPES)
+
+
+def _number_text(value) -> str:
+    return "\\N" if value is None else str(value)
+
+
+def _converter(column) -> Callable:
+    """The quickest safe text conversion for a column's values."""
+    python_type = None
+    with suppress(NotImplementedError):
+        python_type = column.type.python_type
+    if python_type in (int, Decimal):
+        return _number_text
+    return _copy_text
 
 
 def copy_rows(table, rows: list[dict]) -> None:
@@ -189,9 +201,10 @@ def copy_rows(table, rows: list[dict]) -> None:
     if not rows:
         return
     columns = list(rows[0])
+    converters = [(c, _converter(table.c[c])) for c in columns]
     preparer = db.session.get_bind().dialect.identifier_preparer
     target = f"{preparer.format_table(table)} ({', '.join(map(preparer.quote, columns))})"
-    body = "".join("\t".join([_copy_text(row[c]) for c in columns]) + "\n" for row in rows)
+    body = "".join("\t".join([convert(row[c]) for c, convert in converters]) + "\n" for row in rows)
     raw = db.session.connection().connection.driver_connection
     with raw.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN") as copy:
         copy.write(body)

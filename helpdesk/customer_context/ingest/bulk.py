@@ -5,8 +5,8 @@ Loading a batch sends `order_placed` and `customer_metrics_changed` to nobody (b
 `muted()`, as seeding mutes tier welcomes). Once the batch is written, `derive_batch` does
 what their receivers would have done, for every order the batch placed:
 
-- loyalty: the earn entries of the placed orders, one look-up and one multi-row insert
-  (`earn_for_orders`, the same points and refs as `loyalty.earn_for_order`);
+- loyalty: the earn entries of the placed orders in one multi-row insert (`earn_for_orders`,
+  the same points and refs as `loyalty.earn_for_order`);
 - metrics: `metrics.bulk.refresh_customers` for the customers of those orders (exactly the
   rows `refresh_customer` writes), which sends `tier_changed` for each tier change, so tier
   welcomes follow as they do per order;
@@ -313,16 +313,23 @@ def _customers_with_open_tickets(ids: list[int]) -> list[int]:
     return sorted(found)
 
 
-def derive_batch(created: Iterable[Order], now: dt.datetime | None = None) -> dict:
-    """The reactions to the batch's newly placed orders, set-based (see the module doc)."""
+def derive_batch(
+    created: Iterable[Order], updated_customers: Iterable[int] = (), now: dt.datetime | None = None
+) -> dict:
+    """The reactions to the batch's newly placed orders, set-based (see the module doc).
+
+    `updated_customers`: customers of orders the batch updated; a cancellation, refund or
+    edited total refreshed their metrics while `customer_metrics_changed` was muted, so they
+    get the metrics-changed reactions here too (their metrics refresh is a no-op repeat).
+    """
     now = now or utcnow()
     placed = [PlacedOrder.of(o) for o in created]
     placed = [o for o in placed if o.customer_id is not None and o.counted]
-    if not placed:
+    ids = sorted({o.customer_id for o in placed} | {c for c in updated_customers if c})
+    if not ids:
         return {"orders": 0, "customers": 0}
     db.session.flush()
     earned = earn_for_orders(placed)
-    ids = sorted({o.customer_id for o in placed})
     with events.customer_metrics_changed.muted():
         tier_changes = refresh_metrics(ids)
     others = _remaining(events.customer_metrics_changed)

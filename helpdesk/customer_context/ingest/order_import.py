@@ -168,7 +168,10 @@ class OrderImporter:
                     with bulk_mode.muted():
                         results = self._write_together(batch)
                     derived = bulk_mode.derive_batch(
-                        o for _p, status, _e, o in results if status == "created"
+                        [o for _p, status, _e, o in results if status == "created"],
+                        updated_customers=[
+                            o.customer_id for _p, status, _e, o in results if status == "updated"
+                        ],
                     )
                     placed = derived["orders"]
                 else:

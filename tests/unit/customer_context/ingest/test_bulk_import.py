@@ -302,3 +302,32 @@ def test_bulk_mode_knows_every_receiver_it_replaces(app):
         "helpdesk.marketing_bridge.segments.membership.on_metrics_changed",
         "helpdesk.escalation.handlers.on_customer_metrics_changed",
     }
+
+
+def test_an_edited_order_in_bulk_mode_still_tells_the_metrics_changed_receivers(shop, write_csv):
+    """Loading mutes customer_metrics_changed; a re-import that edits an order's total must
+    still reach its receivers (escalation re-evaluates the customer's open tickets)."""
+    first = write_csv(f"""
+        {HEADER}
+        e1,e1@shop.test,E-1,2024-02-01T10:00:00Z,40.00,A,1,x
+    """)
+    import_transactions(first)
+    heard: list[int] = []
+
+    def spy(sender, customer, metrics=None, **_):
+        heard.append(customer.id)
+
+    edited = write_csv(f"""
+        {HEADER}
+        e1,e1@shop.test,E-1,2024-02-01T10:00:00Z,95.00,A,1,x
+    """)
+    events.customer_metrics_changed.connect(spy)
+    try:
+        report = import_transactions(edited)
+    finally:
+        events.customer_metrics_changed.disconnect(spy)
+
+    customer = db.session.scalars(select(Customer).where(Customer.external_id == "e1")).one()
+    assert report.outcomes == {"updated": 1}
+    assert heard == [customer.id]
+    assert db.session.get(CustomerMetrics, customer.id).total_spent == 95

@@ -91,7 +91,8 @@ def evaluate(figures: dict, engine: str) -> list[TargetRow]:
                 "each page p95 < 200 ms",
                 report["worst_p95_ms"] < 200,
                 f"{len(report['cases'])} pages/ranges; its CPU p50 {_ms(worst['cpu_p50_ms'])}, "
-                f"{worst['queries']} statements",
+                f"{worst['queries']} statements; the reports.refresh job: "
+                f"{report['refresh_job']['seconds']:.1f} s",
             )
         )
     load = figures.get("throughput")

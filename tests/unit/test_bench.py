@@ -91,6 +91,11 @@ def test_figures_describe_real_work(bench_result):
     assert len(report_cases) == 2 * len(PAGES) + 1
     assert all(case["samples"] == MINIMAL.report_samples for case in report_cases.values())
     assert all(case["queries"] > 0 for case in report_cases.values())
+    assert set(figures["reports"]["refresh_job"]["parts_s"]) == {
+        "customer_facts",
+        "customer_value",
+        "acquisition",
+    }
     assert figures["throughput"]["floor"]["requests"] > 0
     assert figures["throughput"]["ticket_page"]["requests"] > 0
     assert figures["throughput"]["ticket_page"]["errors"] == 0

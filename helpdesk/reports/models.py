@@ -30,7 +30,10 @@ class ReportCustomerFacts(Base):
         BigInteger, ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True
     )
     first_order_at: Mapped[dt.datetime]
+    cohort_month: Mapped[str] = mapped_column(String(7))  # 'YYYY-MM' of the first order
     second_order_at: Mapped[dt.datetime | None]
+    # Days (with the fraction) from the first to the second counted order.
+    second_gap_days: Mapped[float | None]
     # Net of refunds, counted orders placed less than 90 (180) days after the first one.
     net_90: Mapped[Decimal]
     net_180: Mapped[Decimal]

@@ -25,7 +25,7 @@ from helpdesk.database import utcnow
 from helpdesk.extensions import db
 from helpdesk.reports.models import ReportCustomerFacts, ReportSnapshot
 from helpdesk.reports.queries.common import _counted
-from helpdesk.reports.sql import days_between
+from helpdesk.reports.sql import days_between, month_of
 
 FACTS_KEY = "customer_facts"
 VALUE_KEY = "customer_value"
@@ -73,7 +73,9 @@ def _facts_select():
     return select(
         per_customer.c.customer_id,
         per_customer.c.first_order_at,
+        month_of(per_customer.c.first_order_at),
         per_customer.c.second_order_at,
+        days_between(per_customer.c.second_order_at, per_customer.c.first_order_at),
         per_customer.c.net_90,
         per_customer.c.net_180,
         Customer.first_touch_source,
@@ -84,7 +86,9 @@ def _facts_select():
 FACT_COLUMNS = [
     "customer_id",
     "first_order_at",
+    "cohort_month",
     "second_order_at",
+    "second_gap_days",
     "net_90",
     "net_180",
     "first_touch_source",

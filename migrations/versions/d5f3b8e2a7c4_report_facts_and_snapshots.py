@@ -5,9 +5,8 @@ Revises: c4e8a1f2d6b3
 Create Date: 2026-11-22 11:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "d5f3b8e2a7c4"
 down_revision = "c4e8a1f2d6b3"
@@ -20,7 +19,9 @@ def upgrade():
         "report_customer_facts",
         sa.Column("customer_id", sa.BigInteger(), nullable=False),
         sa.Column("first_order_at", sa.DateTime(), nullable=False),
+        sa.Column("cohort_month", sa.String(length=7), nullable=False),
         sa.Column("second_order_at", sa.DateTime(), nullable=True),
+        sa.Column("second_gap_days", sa.Double(), nullable=True),
         sa.Column("net_90", sa.Numeric(precision=12, scale=2), nullable=False),
         sa.Column("net_180", sa.Numeric(precision=12, scale=2), nullable=False),
         sa.Column("first_touch_source", sa.String(length=120), nullable=True),

@@ -21,7 +21,6 @@ from helpdesk.reports.queries.common import REPURCHASE_WINDOWS, _counted, _rows,
 from helpdesk.reports.sql import (
     between,
     days_between,
-    month_of,
     percentiles,
 )
 
@@ -194,23 +193,20 @@ def repurchase_by_cohort(start=None, end=None, as_of: dt.datetime | None = None)
     """
     as_of = as_of or utcnow()
     facts = ReportCustomerFacts
-    gap = days_between(facts.second_order_at, facts.first_order_at)
-    age = days_between(literal(as_of), facts.first_order_at)
-    cohort = month_of(facts.first_order_at).label("cohort")
-    columns = [cohort, func.count().label("customers")]
+    columns = [facts.cohort_month.label("cohort"), func.count().label("customers")]
     for n in REPURCHASE_WINDOWS:
-        matured = age >= n
+        matured = facts.first_order_at <= as_of - dt.timedelta(days=n)
         columns.append(func.sum(case((matured, 1), else_=0)).label(f"matured_{n}"))
         columns.append(
-            func.sum(
-                case((and_(matured, facts.second_order_at.is_not(None), gap <= n), 1), else_=0)
-            ).label(f"repeat_{n}")
+            func.sum(case((and_(matured, facts.second_gap_days <= n), 1), else_=0)).label(
+                f"repeat_{n}"
+            )
         )
     rows = _rows(
         select(*columns)
         .where(between(facts.first_order_at, start, end))
-        .group_by(cohort)
-        .order_by(cohort)
+        .group_by(facts.cohort_month)
+        .order_by(facts.cohort_month)
     )
     for r in rows:
         for n in REPURCHASE_WINDOWS:
@@ -224,8 +220,8 @@ TIME_TO_SECOND_BUCKETS = ((0, 30), (31, 60), (61, 90), (91, 180), (181, 365), (3
 def time_to_second_order(start=None, end=None) -> dict:
     """Days from first to second order: distribution buckets plus median and p90."""
     facts = ReportCustomerFacts
-    days = func.floor(days_between(facts.second_order_at, facts.first_order_at))
-    in_range = and_(facts.second_order_at.is_not(None), between(facts.first_order_at, start, end))
+    days = func.floor(facts.second_gap_days)
+    in_range = and_(facts.second_gap_days.is_not(None), between(facts.first_order_at, start, end))
     base = select(days.label("days")).where(in_range)
     bucket_cases = []
     for low, high in TIME_TO_SECOND_BUCKETS:

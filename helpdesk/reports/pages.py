@@ -55,8 +55,11 @@ def customer_value(f: Filter) -> list[Block]:
     snap = snapshot.snapshot(snapshot.VALUE_KEY)
     quartiles, par = snap.payload["quartiles"], snap.payload["pareto"]
     segments, tiers = snap.payload["segments"], snap.payload["tiers"]
-    movement = queries.segment_movement(f.since)
     note = computed(snap)
+    if snap.payload.get("movement_since") == f.since.isoformat():
+        movement, movement_note = snap.payload["movement"], note  # the default: snapshotted
+    else:
+        movement, movement_note = queries.segment_movement(f.since), ""
     return [
         Block(
             "clv_quartiles",
@@ -122,7 +125,8 @@ def customer_value(f: Filter) -> list[Block]:
                 ("customers", "Customers", "int"),
             ],
             movement,
-            "From the RFM segment membership history: where customers were then and are now.",
+            "From the RFM segment membership history: where customers were then and are now."
+            + movement_note,
         ),
         Block(
             "tiers",

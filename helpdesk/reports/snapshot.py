@@ -96,6 +96,14 @@ FACT_COLUMNS = [
 ]
 
 
+MOVEMENT_DAYS = 30  # the customer-value page's default "movement since"
+
+
+def default_since(now: dt.datetime) -> dt.datetime:
+    """Midnight MOVEMENT_DAYS days before `now`'s day: the page's default `since`."""
+    return dt.datetime.combine(now.date() - dt.timedelta(days=MOVEMENT_DAYS), dt.time.min)
+
+
 def _store(key: str, payload: dict, seconds: float, now: dt.datetime) -> None:
     row = db.session.get(ReportSnapshot, key)
     if row is None:
@@ -130,7 +138,10 @@ def refresh(now: dt.datetime | None = None) -> dict[str, float]:
     _store(FACTS_KEY, {"customers": int(facts)}, timings[FACTS_KEY], now)
 
     started = time.perf_counter()
+    since = default_since(now)
     value = {
+        "movement_since": since.isoformat(),
+        "movement": queries.segment_movement(since),
         "quartiles": _jsonable(queries.clv_quartiles()),
         "pareto": queries.pareto(),
         "segments": _jsonable(queries.segment_sizes()),

@@ -12,6 +12,7 @@ from helpdesk.database import utcnow
 from helpdesk.exports import csv_response
 from helpdesk.reports import queries
 from helpdesk.reports.pages import PAGES, Filter
+from helpdesk.reports.snapshot import MOVEMENT_DAYS
 
 bp = Blueprint("reports", __name__)
 
@@ -35,7 +36,7 @@ def parse_filter(args) -> tuple[Filter, dict[str, str]]:
 
     end = day("end", today)
     start = day("start", end - dt.timedelta(days=DEFAULT_DAYS))
-    since = day("since", today - dt.timedelta(days=30))
+    since = day("since", today - dt.timedelta(days=MOVEMENT_DAYS))
     if start > end:
         errors["start"] = "The start must be on or before the end."
         start = end - dt.timedelta(days=DEFAULT_DAYS)

@@ -85,3 +85,36 @@ def test_refresh_rebuilds_the_facts_from_the_orders():
 
 def test_refresh_is_a_registered_job(app):
     assert "reports.refresh" in registered_jobs(app)
+
+
+def _movement_csv(client, query: str = "") -> dict[tuple[str, str], int]:
+    response = client.get(f"/reports/value/segment_movement.csv{query}")
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    return {(r[0], r[1]): int(r[2]) for r in rows[1:]}
+
+
+def test_segment_movement_default_is_snapshotted_and_other_dates_are_live(lead_client):
+    from helpdesk.marketing_bridge.models import Segment, SegmentMembership
+
+    champions = Segment(name="Champions (rfm)", kind="rfm", builtin=True)
+    db.session.add(champions)
+    db.session.flush()
+    first, later = CustomerFactory(), CustomerFactory()
+    now = utcnow()
+    db.session.add(
+        SegmentMembership(
+            segment_id=champions.id, customer_id=first.id, entered_at=now - dt.timedelta(days=3)
+        )
+    )
+    db.session.flush()
+    snapshot.refresh()
+    db.session.add(
+        SegmentMembership(
+            segment_id=champions.id, customer_id=later.id, entered_at=now - dt.timedelta(days=1)
+        )
+    )
+    db.session.flush()
+    assert _movement_csv(lead_client) == {("(none)", "Champions (rfm)"): 1}  # the snapshot
+    since = (now - dt.timedelta(days=10)).date().isoformat()
+    assert _movement_csv(lead_client, f"?since={since}") == {("(none)", "Champions (rfm)"): 2}

@@ -333,3 +333,5 @@ Index(
 Index("ix_customer_phone", Customer.phone, postgresql_ops={"phone": "varchar_pattern_ops"})
 Index("ix_refund_created_at", Refund.created_at)
 Index("ix_loyalty_customer_created", LoyaltyEntry.customer_id, LoyaltyEntry.created_at)
+# reports.cart_recovery: the recovered orders' totals by index-only lookups (PostgreSQL)
+Index("ix_order_id_total", Order.id, postgresql_include=["total"]).ddl_if(dialect="postgresql")

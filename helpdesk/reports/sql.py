@@ -3,7 +3,22 @@ differently (months, weeks, durations) and nearest-rank percentiles with window 
 
 from __future__ import annotations
 
-from sqlalchemy import Float, and_, case, cast, func, literal_column, select
+import datetime as dt
+
+from sqlalchemy import (
+    DateTime,
+    Float,
+    Interval,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    union_all,
+)
 
 from helpdesk.extensions import db
 
@@ -71,3 +86,44 @@ def between(column, start, end):
     if end is not None:
         clauses.append(column < end)
     return and_(*clauses) if clauses else literal_column("1") == 1
+
+
+def plus_days(column, days: int):
+    """The timestamp `days` whole days after `column`, exactly (microseconds kept), so a bound
+    like `placed_at <= plus_days(solved_at, 3)` stays an index range on both databases."""
+    if dialect() == "postgresql":
+        return column + literal(dt.timedelta(days=days), Interval())
+    # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff': shift the date and time to the second and
+    # keep the fraction as stored (whole days never change it).
+    return func.strftime("%Y-%m-%d %H:%M:%S", column, f"{days:+d} days").concat(
+        func.substr(column, 20)
+    )
+
+
+def week_ranges(start: dt.datetime, end: dt.datetime) -> list[tuple[str, dt.datetime, dt.datetime]]:
+    """(label, lo, hi) for each ISO week meeting [start, end): the label is the Monday as
+    week_of() spells it, lo/hi the week clipped to the range, so grouping rows of the range by
+    week_of() and counting each [lo, hi) give the same buckets."""
+    out = []
+    monday = dt.datetime.combine(start.date() - dt.timedelta(days=start.weekday()), dt.time.min)
+    lo = start
+    while lo < end:
+        nxt = monday + dt.timedelta(days=7)
+        hi = min(nxt, end)
+        out.append((monday.date().isoformat(), lo, hi))
+        monday, lo = nxt, hi
+    return out
+
+
+def ranges_table(ranges: list[tuple[str, dt.datetime, dt.datetime]], name: str = "ranges"):
+    """A (label, lo, hi) row per range as an inline table (UNION ALL of literals: both databases
+    read it, unlike VALUES with column aliases)."""
+    rows = [
+        select(
+            literal(label, String()).label("label"),
+            literal(lo, DateTime()).label("lo"),
+            literal(hi, DateTime()).label("hi"),
+        )
+        for label, lo, hi in ranges
+    ]
+    return (union_all(*rows) if len(rows) > 1 else rows[0]).subquery(name)

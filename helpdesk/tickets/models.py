@@ -199,3 +199,12 @@ Index("ix_ticket_tag_tag", TicketTag.tag, TicketTag.ticket_id)
 Index("ix_ticket_message_ticket", TicketMessage.ticket_id, TicketMessage.id)
 Index("ix_ticket_event_ticket", TicketEvent.ticket_id, TicketEvent.id)
 Index("ix_sla_policy_priority_tier", SlaPolicy.priority, SlaPolicy.tier, unique=True)
+# reports.agent_workload: per-agent counts answered by index ranges
+Index("ix_ticket_assignee_solved", Ticket.assignee_id, Ticket.solved_at)
+Index(
+    "ix_ticket_message_author_created",
+    TicketMessage.author_agent_id,
+    TicketMessage.author_type,
+    TicketMessage.internal,
+    TicketMessage.created_at,
+)

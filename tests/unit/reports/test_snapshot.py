@@ -78,9 +78,13 @@ def test_refresh_rebuilds_the_facts_from_the_orders():
     assert row.first_touch_source == "google"
 
     only.cancelled_at = now  # no counted order left: the customer leaves the facts
+    RefundFactory(order=first, customer_id=keep.id, amount=Decimal(10))  # a changed row
     db.session.flush()
     snapshot.refresh()
-    assert {f.customer_id for f in db.session.scalars(select(ReportCustomerFacts))} == {keep.id}
+    db.session.expire_all()
+    facts = {f.customer_id: f for f in db.session.scalars(select(ReportCustomerFacts))}
+    assert set(facts) == {keep.id}
+    assert (facts[keep.id].net_90, facts[keep.id].net_180) == (Decimal("80.00"), Decimal("87.00"))
 
 
 def test_refresh_is_a_registered_job(app):

@@ -224,3 +224,26 @@ def test_suppressions_over_time_empty_table_and_statements(count_queries):
     count_queries.reset()
     assert len(queries.suppressions_over_time(START, END)) == 1
     assert count_queries.count == 2  # the reasons, then every (week, reason) count at once
+
+
+# --- agent dashboard -----------------------------------------------------------------------------
+
+
+def test_agent_dashboard_counts_closed_tickets_solved_today_and_only_those():
+    now = dt.datetime(2026, 3, 4, 15)
+    me, other = AgentFactory(), AgentFactory()
+    TicketFactory(assignee=me, status="closed", solved_at=dt.datetime(2026, 3, 4))  # today: in
+    TicketFactory(assignee=me, status="closed", solved_at=dt.datetime(2026, 3, 4) - MICRO)
+    TicketFactory(assignee=other, status="solved", solved_at=now)
+    TicketFactory(assignee=None, status="pending")  # unassigned and open
+    TicketFactory(assignee=None, status="solved", solved_at=now)  # unassigned but not open
+    stats = queries.agent_dashboard(me.id, now=now)["stats"]
+    assert stats == {
+        "open": 0,
+        "new": 0,
+        "pending": 0,
+        "breached": 0,
+        "due_soon": 0,
+        "unassigned": 1,
+        "solved_today": 1,
+    }

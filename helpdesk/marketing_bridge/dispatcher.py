@@ -7,10 +7,10 @@ One round:
    dispatchers can run side by side; each gets different rows.
 2. Send in transactions: one per message for a backend that talks to the outside world
    (webhook), one per chunk of `LOCAL_CHUNK` messages for a local backend (console, whose
-   "delivery" is the row itself). Each transaction first renews the lease of its rows while
-   checking they are still ours (which row-locks them), then locks the customers of its
-   gated (behavioural/promotional) messages with `SELECT ... FOR UPDATE` on PostgreSQL and
-   reads the gate's facts for all of them after the lock (`suppression.gate.gate_facts`:
+   "delivery" is the row itself). Each transaction first row-locks its rows while checking
+   they are still ours (`FOR UPDATE`; on SQLite, which has no row locks, by renewing their
+   lease), then locks the customers of its gated (behavioural/promotional) messages with
+   `SELECT ... FOR UPDATE` on PostgreSQL and reads the gate's facts for all of them after the lock (`suppression.gate.gate_facts`:
    three statements per transaction, not per message): a ticket opened a moment earlier has
    committed its suppression and is seen; one opened a moment later waits for this
    transaction. Each message then gets the gate's exact answer (`gate.decide`, the rules
@@ -233,21 +233,31 @@ class _Batch:
         session = db.session
         now = utcnow()
         _fast_commits()
-        # Renew the lease of the rows still ours; the UPDATE row-locks them until commit, so
-        # no other dispatcher can reclaim one mid-send.
-        owned = set(
-            session.scalars(
-                update(OutboundMessage)
-                .where(
-                    OutboundMessage.id.in_([m.id for m in chunk]),
-                    OutboundMessage.status == "sending",
-                    OutboundMessage.lease_owner == self.owner,
-                )
-                .values(lease_until=now + dt.timedelta(seconds=lease_seconds))
-                .returning(OutboundMessage.id)
-                .execution_options(synchronize_session=False)
-            )
+        still_ours = (
+            OutboundMessage.id.in_([m.id for m in chunk]),
+            OutboundMessage.status == "sending",
+            OutboundMessage.lease_owner == self.owner,
         )
+        if is_postgres(session):
+            # Lock the rows still ours until commit: while locked no other dispatcher's claim
+            # takes one (SKIP LOCKED), whatever their lease says. A lock, not an UPDATE of the
+            # lease: no new row version and index entries per message (~17 ms per 200 rows
+            # on the medium set).
+            owned = set(
+                session.scalars(select(OutboundMessage.id).where(*still_ours).with_for_update())
+            )
+        else:
+            # SQLite has no row locks: renew the lease (the write also takes the database's
+            # write lock until commit), so no other dispatcher can reclaim one mid-send.
+            owned = set(
+                session.scalars(
+                    update(OutboundMessage)
+                    .where(*still_ours)
+                    .values(lease_until=now + dt.timedelta(seconds=lease_seconds))
+                    .returning(OutboundMessage.id)
+                    .execution_options(synchronize_session=False)
+                )
+            )
         self.result.lost_lease += len(chunk) - len(owned)
         chunk = [m for m in chunk if m.id in owned]
         gated = [m for m in chunk if m.kind != "transactional" and m.customer_id is not None]

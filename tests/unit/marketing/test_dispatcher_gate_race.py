@@ -106,3 +106,73 @@ def test_a_suppression_committed_while_the_dispatcher_waits_is_seen(app, is_post
     ).one()
     assert (status, reason) == ("suppressed", "manual")
     assert results[0].sent == 0 and results[0].suppressed == 1
+
+
+@pytest.mark.committing
+def test_a_row_being_sent_is_not_reclaimed_even_past_its_lease(app, is_postgres, monkeypatch):
+    """The send transaction row-locks its messages; another dispatcher's claim skips them
+    while they are locked, even once their lease has run out."""
+    if not is_postgres:
+        pytest.skip("row locks: PostgreSQL only")
+    from helpdesk.database import utcnow
+    from helpdesk.marketing_bridge.dispatcher import claim_due
+
+    monkeypatch.setitem(app.config, "DISPATCH_LEASE_SECONDS", 1)
+    message = OutboundMessage(
+        email="slow@shop.test",
+        kind="transactional",
+        template="order_confirmation",
+        subject="Your order",
+        body="Thanks",
+        idempotency_key="slow-1",
+    )
+    db.session.add(message)
+    db.session.commit()
+    message_id = message.id
+    db.session.remove()
+
+    in_send = threading.Event()
+    release = threading.Event()
+    errors: list[BaseException] = []
+    results = []
+
+    class SlowBackend:
+        name = "slow"
+        local = True
+
+        def send(self, msg):
+            time.sleep(1.5)  # the ESP takes its time: the 1 s lease runs out
+            in_send.set()
+            release.wait(20)
+            return f"slow-{msg.id}"
+
+    def first():
+        try:
+            with app.app_context():
+                results.append(dispatch_due(backend=SlowBackend()))
+                db.session.remove()
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+            in_send.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert in_send.wait(20)
+    assert not errors, errors
+    with app.app_context():
+        expired = db.session.scalar(
+            select(OutboundMessage.lease_until).where(OutboundMessage.id == message_id)
+        )
+        assert expired < utcnow()
+        assert claim_due(10, "second", lease_seconds=60) == []
+        db.session.remove()
+    release.set()
+    thread.join(30)
+    assert not errors, errors
+    status, owner = db.session.execute(
+        select(OutboundMessage.status, OutboundMessage.provider_id).where(
+            OutboundMessage.id == message_id
+        )
+    ).one()
+    assert (status, owner) == ("sent", f"slow-{message_id}")
+    assert results[0].sent == 1

@@ -41,6 +41,21 @@ def week_of(column):
     return func.date(column, "weekday 0", "-6 days")
 
 
+def week_start(column):
+    """The start of the column's ISO week as the database's cheapest groupable value; spell it
+    with week_label() after grouping (week_label(week_start(c)) is week_of(c))."""
+    if dialect() == "postgresql":
+        return func.date_trunc("week", column)
+    return func.date(column, "weekday 0", "-6 days")
+
+
+def week_label(week_start_value):
+    """'YYYY-MM-DD' of a week_start() value."""
+    if dialect() == "postgresql":
+        return func.to_char(week_start_value, "YYYY-MM-DD")
+    return week_start_value
+
+
 def seconds_between(later, earlier):
     """Seconds from `earlier` to `later` as a float expression."""
     if dialect() == "postgresql":

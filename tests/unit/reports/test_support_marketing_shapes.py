@@ -12,7 +12,7 @@ from helpdesk.reports import queries
 from helpdesk.reports.sql import week_ranges
 from tests.factories.auth import AgentFactory
 from tests.factories.customer_context import CustomerFactory, OrderFactory
-from tests.factories.marketing_bridge import SuppressionFactory
+from tests.factories.marketing_bridge import OutboundMessageFactory, SuppressionFactory
 from tests.factories.tickets import TicketFactory, TicketMessageFactory
 
 # A fixed Wednesday with microseconds, so day arithmetic has to keep the fraction.
@@ -224,6 +224,29 @@ def test_suppressions_over_time_empty_table_and_statements(count_queries):
     count_queries.reset()
     assert len(queries.suppressions_over_time(START, END)) == 1
     assert count_queries.count == 2  # the reasons, then every (week, reason) count at once
+
+
+# --- messages_over_time ------------------------------------------------------------------------
+
+
+def test_messages_over_time_weeks_kinds_and_statuses():
+    sunday_night = dt.datetime(2026, 3, 8, 23, 59, 59)
+    for when, kind, status in (
+        (sunday_night, "promotional", "sent"),
+        (sunday_night, "promotional", "sent"),
+        (sunday_night, "promotional", "failed"),
+        (dt.datetime(2026, 3, 9), "promotional", "sent"),  # Monday: the next week
+        (dt.datetime(2026, 3, 9), "behavioural", "sent"),
+        (dt.datetime(2026, 3, 16), "promotional", "sent"),  # the range's end: out
+    ):
+        OutboundMessageFactory(created_at=when, kind=kind, status=status)
+    rows = queries.messages_over_time(dt.datetime(2026, 3, 2), dt.datetime(2026, 3, 16))
+    assert [(r["week"], r["kind"], r["status"], r["messages"]) for r in rows] == [
+        ("2026-03-02", "promotional", "failed", 1),
+        ("2026-03-02", "promotional", "sent", 2),
+        ("2026-03-09", "behavioural", "sent", 1),
+        ("2026-03-09", "promotional", "sent", 1),
+    ]
 
 
 # --- agent dashboard -----------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from helpdesk.reports.sql import (
     week_start,
 )
 
+MAX_WEEK_BUCKETS = 160  # about three years of weeks
+
 # --- marketing -------------------------------------------------------------------------------
 
 
@@ -99,9 +101,12 @@ def suppressions_over_time(start=None, end=None) -> list[dict]:
 
     With both bounds (as the page passes them) each (week, reason) is one index-only range count
     on ix_suppression_reason_started instead of computing the week of every row: the reasons
-    come from a skip scan of that index, the weeks from the range.
+    come from a skip scan of that index, the weeks from the range. An open or very long range
+    (more than MAX_WEEK_BUCKETS weeks: SQLite allows 500 terms in a compound SELECT) groups
+    the rows instead.
     """
-    if start is None or end is None:
+    ranges = week_ranges(start, end) if start is not None and end is not None else None
+    if ranges is None or len(ranges) > MAX_WEEK_BUCKETS:
         week = week_of(Suppression.started_at).label("week")
         return _rows(
             select(week, Suppression.reason, func.count().label("started"))
@@ -109,7 +114,6 @@ def suppressions_over_time(start=None, end=None) -> list[dict]:
             .group_by(week, Suppression.reason)
             .order_by(week, Suppression.reason)
         )
-    ranges = week_ranges(start, end)
     reasons = _suppression_reasons()
     if not ranges or not reasons:
         return []

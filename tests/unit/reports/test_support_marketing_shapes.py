@@ -270,3 +270,16 @@ def test_agent_dashboard_counts_closed_tickets_solved_today_and_only_those():
         "unassigned": 1,
         "solved_today": 1,
     }
+
+
+def test_suppressions_over_time_over_many_years_groups_the_rows(count_queries):
+    start, end = dt.datetime(2016, 1, 1), dt.datetime(2026, 3, 24)  # ~530 weeks
+    assert len(week_ranges(start, end)) > queries.marketing.MAX_WEEK_BUCKETS
+    SuppressionFactory(reason="manual", started_at=dt.datetime(2016, 1, 1))
+    SuppressionFactory(reason="bounced", started_at=dt.datetime(2026, 3, 23))
+    count_queries.reset()
+    rows = [
+        (r["week"], r["reason"], r["started"]) for r in queries.suppressions_over_time(start, end)
+    ]
+    assert rows == [("2015-12-28", "manual", 1), ("2026-03-23", "bounced", 1)]
+    assert count_queries.count == 1

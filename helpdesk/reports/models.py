@@ -52,4 +52,16 @@ class ReportSnapshot(Base):
     seconds: Mapped[float] = mapped_column(default=0.0)
 
 
+class ReportDailyCount(Base):
+    """A count per day and key of something that only ever grows in the past, e.g. the
+    suppressions started per day and reason, up to the refresh's cut-off."""
+
+    __tablename__ = "report_daily_count"
+
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
 Index("ix_report_facts_first_order", ReportCustomerFacts.first_order_at)

@@ -344,7 +344,7 @@ def marketing(f: Filter) -> list[Block]:
         ]
         for s in statuses
     }
-    supp = queries.suppressions_over_time(f.start, f.end)
+    supp = snapshot.suppressions_by_week(f.start, f.end)
     supp_weeks = sorted({r["week"] for r in supp})
     reasons = sorted({r["reason"] for r in supp})
     carts = queries.cart_recovery(f.start, f.end)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    Date,
     DateTime,
     Float,
     Interval,
@@ -54,6 +55,13 @@ def week_label(week_start_value):
     if dialect() == "postgresql":
         return func.to_char(week_start_value, "YYYY-MM-DD")
     return week_start_value
+
+
+def day_of(column):
+    """The calendar day of a timestamp column, as a DATE (SQLite: its 'YYYY-MM-DD' text)."""
+    if dialect() == "postgresql":
+        return cast(column, Date)
+    return func.date(column)
 
 
 def seconds_between(later, earlier):

@@ -45,9 +45,18 @@ def upgrade():
         sa.Column("seconds", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_report_snapshot")),
     )
+    op.create_table(
+        "report_daily_count",
+        sa.Column("metric", sa.String(length=32), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("metric", "day", "key", name=op.f("pk_report_daily_count")),
+    )
 
 
 def downgrade():
+    op.drop_table("report_daily_count")
     op.drop_table("report_snapshot")
     op.drop_index("ix_report_facts_first_order", table_name="report_customer_facts")
     op.drop_table("report_customer_facts")

@@ -94,6 +94,7 @@ def test_figures_describe_real_work(bench_result):
     assert set(figures["reports"]["refresh_job"]["parts_s"]) == {
         "customer_facts",
         "customer_value",
+        "daily_counts",
         "acquisition",
     }
     assert figures["throughput"]["floor"]["requests"] > 0

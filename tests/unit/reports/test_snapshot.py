@@ -122,3 +122,24 @@ def test_segment_movement_default_is_snapshotted_and_other_dates_are_live(lead_c
     assert _movement_csv(lead_client) == {("(none)", "Champions (rfm)"): 1}  # the snapshot
     since = (now - dt.timedelta(days=10)).date().isoformat()
     assert _movement_csv(lead_client, f"?since={since}") == {("(none)", "Champions (rfm)"): 2}
+
+
+def test_suppressions_by_week_adds_live_rows_after_the_cutoff_to_the_daily_counts():
+    from tests.factories.marketing_bridge import SuppressionFactory
+
+    now = utcnow()
+    midnight = dt.datetime.combine(now.date(), dt.time.min)
+    for days, reason in ((20, "manual"), (10, "open_ticket"), (10, "open_ticket"), (3, "manual")):
+        SuppressionFactory(started_at=now - dt.timedelta(days=days), reason=reason)
+    SuppressionFactory(started_at=now - dt.timedelta(days=40), reason="manual")  # out of range
+    snapshot.refresh(now=now - dt.timedelta(days=2))  # counts the rows before this cut-off
+    SuppressionFactory(started_at=now - dt.timedelta(days=1), reason="manual")  # after: live
+    SuppressionFactory(started_at=now - dt.timedelta(hours=1), reason="negative_review")
+    db.session.flush()
+    start, end = midnight - dt.timedelta(days=30), midnight + dt.timedelta(days=1)
+    live = queries.suppressions_over_time(start, end)
+    rolled = snapshot.suppressions_by_week(start, end)
+    assert rolled == live
+    assert sum(r["started"] for r in rolled) == 6
+    later = midnight - dt.timedelta(days=1)  # a range that starts after the cut-off
+    assert snapshot.suppressions_by_week(later, end) == queries.suppressions_over_time(later, end)

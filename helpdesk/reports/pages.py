@@ -249,8 +249,8 @@ def acquisition(f: Filter) -> list[Block]:
 def support(f: Filter) -> list[Block]:
     times = queries.response_times(f.start, f.end)
     sla = queries.sla_attainment(f.start, f.end)
-    categories = queries.tickets_by("category", f.start, f.end)
-    channels = queries.tickets_by("channel", f.start, f.end)
+    volumes = queries.tickets_by_category_and_channel(f.start, f.end)
+    categories, channels = volumes["category"], volumes["channel"]
     return [
         Block(
             "response_times",

@@ -38,6 +38,7 @@ from helpdesk.reports.queries.support import (
     revenue_after_support,
     sla_attainment,
     tickets_by,
+    tickets_by_category_and_channel,
 )
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "sla_attainment",
     "suppressions_over_time",
     "tickets_by",
+    "tickets_by_category_and_channel",
     "tier_counts",
     "time_to_second_order",
     "unsubscribe_rate_by_segment",

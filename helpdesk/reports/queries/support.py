@@ -117,13 +117,32 @@ def sla_attainment(start=None, end=None, now=None) -> list[dict]:
 
 
 def tickets_by(column_name: str, start=None, end=None) -> list[dict]:
-    column = {"category": Ticket.category, "channel": Ticket.channel}[column_name]
-    return _rows(
-        select(func.coalesce(column, "(none)").label(column_name), func.count().label("tickets"))
+    """Tickets opened in range per category or per channel, most first."""
+    return tickets_by_category_and_channel(start, end)[column_name]
+
+
+def tickets_by_category_and_channel(start=None, end=None) -> dict[str, list[dict]]:
+    """Both breakdowns from one pass over the tickets in range (grouped by the pair, then
+    summed per side here: a few dozen pairs instead of a second scan)."""
+    pairs = db.session.execute(
+        select(
+            func.coalesce(Ticket.category, "(none)"),
+            func.coalesce(Ticket.channel, "(none)"),
+            func.count(),
+        )
         .where(between(Ticket.created_at, start, end), Ticket.merged_into_id.is_(None))
-        .group_by(column_name)
-        .order_by(func.count().desc())
-    )
+        .group_by(Ticket.category, Ticket.channel)
+    ).all()
+    out = {}
+    for index, name in enumerate(("category", "channel")):
+        totals: dict[str, int] = {}
+        for pair in pairs:
+            totals[pair[index]] = totals.get(pair[index], 0) + int(pair[2])
+        out[name] = [
+            {name: key, "tickets": count}
+            for key, count in sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+        ]
+    return out
 
 
 def escalations_by_rule(start=None, end=None) -> list[dict]:

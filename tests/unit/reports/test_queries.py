@@ -282,6 +282,16 @@ def test_tickets_by_category_and_channel():
         "email": 3,
         "web": 1,
     }
+    TicketFactory(category=None, channel="web", created_at=ago(1))
+    TicketFactory(category="complaint", channel="web", created_at=ago(30))  # out of range
+    both = queries.tickets_by_category_and_channel(ago(7), None)
+    # most first, ties by name; a ticket without a category counts as "(none)"
+    assert both["category"] == [
+        {"category": "complaint", "tickets": 2},
+        {"category": "shipping", "tickets": 2},
+        {"category": "(none)", "tickets": 1},
+    ]
+    assert both["channel"] == [{"channel": "email", "tickets": 3}, {"channel": "web", "tickets": 2}]
 
 
 def test_escalations_by_rule():

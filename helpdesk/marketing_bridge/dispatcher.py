@@ -10,8 +10,9 @@ One round:
    "delivery" is the row itself). Each transaction first row-locks its rows while checking
    they are still ours (`FOR UPDATE`; on SQLite, which has no row locks, by renewing their
    lease), then locks the customers of its gated (behavioural/promotional) messages with
-   `SELECT ... FOR UPDATE` on PostgreSQL and reads the gate's facts for all of them after the lock (`suppression.gate.gate_facts`:
-   three statements per transaction, not per message): a ticket opened a moment earlier has
+   `SELECT ... FOR UPDATE` on PostgreSQL and reads the gate's facts for all of them after
+   the lock (`suppression.gate.gate_facts`: three statements per transaction, not per
+   message): a ticket opened a moment earlier has
    committed its suppression and is seen; one opened a moment later waits for this
    transaction. Each message then gets the gate's exact answer (`gate.decide`, the rules
    `may_send` applies), counting the promotions sent earlier in the same transaction.

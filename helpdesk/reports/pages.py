@@ -247,8 +247,7 @@ def acquisition(f: Filter) -> list[Block]:
 
 
 def support(f: Filter) -> list[Block]:
-    times = queries.response_times(f.start, f.end)
-    sla = queries.sla_attainment(f.start, f.end)
+    times, sla = queries.support_times(f.start, f.end)
     volumes = queries.tickets_by_category_and_channel(f.start, f.end)
     categories, channels = volumes["category"], volumes["channel"]
     return [

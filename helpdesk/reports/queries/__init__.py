@@ -37,6 +37,7 @@ from helpdesk.reports.queries.support import (
     response_times,
     revenue_after_support,
     sla_attainment,
+    support_times,
     tickets_by,
     tickets_by_category_and_channel,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "segment_movement",
     "segment_sizes",
     "sla_attainment",
+    "support_times",
     "suppressions_over_time",
     "tickets_by",
     "tickets_by_category_and_channel",

@@ -269,6 +269,27 @@ def test_sla_attainment():
     assert rows["first response"]["attainment"] == pytest.approx(1 / 3, abs=1e-4)
 
 
+def test_support_times_in_one_pass_equal_the_two_queries():
+    # The SLA cases above plus resolution times; one outside the range, one merged away.
+    TicketFactory(created_at=ago(3), first_response_due_at=ago(2), first_responded_at=ago(2.5))
+    TicketFactory(created_at=ago(3), first_response_due_at=ago(2), first_responded_at=ago(1))
+    TicketFactory(created_at=ago(3), first_response_due_at=ago(2))  # overdue, unanswered
+    TicketFactory(created_at=ago(0, 1), first_response_due_at=NOW + dt.timedelta(hours=3))
+    TicketFactory(
+        created_at=ago(4), resolution_due_at=ago(3), solved_at=ago(3.5), first_responded_at=ago(4)
+    )
+    TicketFactory(created_at=ago(4), resolution_due_at=ago(3), solved_at=ago(1))  # late
+    TicketFactory(created_at=ago(60), solved_at=ago(59))  # outside the range
+    merged_into = TicketFactory(created_at=ago(2))
+    TicketFactory(created_at=ago(2), solved_at=ago(1), merged_into_id=merged_into.id)
+    times, sla = queries.support_times(ago(30), None, now=NOW)
+    assert times == queries.response_times(ago(30), None)
+    assert sla == queries.sla_attainment(ago(30), None, now=NOW)
+    rows = {r["target"]: r for r in sla}
+    assert (rows["resolution"]["tickets"], rows["resolution"]["met"]) == (2, 1)
+    assert {r["measure"]: r["tickets"] for r in times} == {"first response": 3, "resolution": 2}
+
+
 def test_tickets_by_category_and_channel():
     TicketFactory(category="complaint", channel="email", created_at=ago(1))
     TicketFactory(category="complaint", channel="web", created_at=ago(1))

@@ -56,16 +56,25 @@ def sign_hex(secret: str, payload: bytes) -> str:
     return "sha256=" + hmac_sha256(secret, payload).hex()
 
 
+def was_received(source: str, delivery_id: str | None) -> bool:
+    """True when a delivery with this id was committed before; writes nothing."""
+    if not delivery_id:
+        return False
+    return (
+        db.session.scalar(
+            select(WebhookReceipt.id).where(
+                WebhookReceipt.source == source, WebhookReceipt.delivery_id == delivery_id[:255]
+            )
+        )
+        is not None
+    )
+
+
 def already_received(source: str, delivery_id: str | None, topic: str | None = None) -> bool:
     """Record a delivery; True when it was seen before (the caller then writes nothing)."""
     if not delivery_id:
         return False
-    found = db.session.scalar(
-        select(WebhookReceipt.id).where(
-            WebhookReceipt.source == source, WebhookReceipt.delivery_id == delivery_id
-        )
-    )
-    if found:
+    if was_received(source, delivery_id):
         return True
     db.session.add(WebhookReceipt(source=source, delivery_id=delivery_id[:255], topic=topic))
     db.session.flush()

@@ -20,7 +20,7 @@ from helpdesk.core import json_error
 from helpdesk.customer_context.ingest.shopify import TOPICS, UnknownOrder
 from helpdesk.customer_context.services import CustomerContextError
 from helpdesk.extensions import db
-from helpdesk.webhooks import already_received, verify_base64_hmac
+from helpdesk.webhooks import already_received, verify_base64_hmac, was_received
 
 bp = Blueprint("shopify_webhook", __name__)
 log = logging.getLogger(__name__)
@@ -77,9 +77,11 @@ def receive():
             {"order_id": ["Unknown order."]},
         )
     except IntegrityError:
-        # A concurrent delivery of the same record or the same webhook id won the race.
+        # A concurrent delivery of the same record or the same webhook id won the race. Only
+        # look (a second receipt insert here would wait for that delivery and fail the same
+        # way): committed means a duplicate; still in flight means retry later.
         db.session.rollback()
-        if delivery_id and already_received(SOURCE, delivery_id, topic):
+        if was_received(SOURCE, delivery_id):
             db.session.rollback()
             return jsonify(status="duplicate", topic=topic, webhook_id=delivery_id)
         db.session.rollback()

@@ -44,15 +44,23 @@ IN_CHUNK = 500  # ids per IN (...) look-up
 FAILED_FULFILLMENTS = {"cancelled", "failure", "error"}
 
 
-def find_order(external_id: str | None = None, name: str | None = None) -> Order | None:
-    """The order with this source id; orders imported without an id are matched by name."""
+def find_order(
+    external_id: str | None = None, name: str | None = None, *, lock: bool = False
+) -> Order | None:
+    """The order with this source id; orders imported without an id are matched by name.
+
+    `lock` row-locks it (PostgreSQL; SQLite has one writer anyway) and reads its newest
+    committed version, for a caller about to decide whether an update is stale.
+    """
     if external_id:
-        return db.session.scalar(select(Order).where(Order.external_id == external_id))
-    if name:
-        return db.session.scalar(
-            select(Order).where(Order.name == name, Order.external_id.is_(None)).limit(1)
-        )
-    return None
+        stmt = select(Order).where(Order.external_id == external_id)
+    elif name:
+        stmt = select(Order).where(Order.name == name, Order.external_id.is_(None)).limit(1)
+    else:
+        return None
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return db.session.scalar(stmt)
 
 
 def orders_by_external_id(external_ids: list[str]) -> dict[str, Order]:
@@ -180,7 +188,11 @@ def upsert_order(
     `customer`/`existing` may be passed when the caller already looked them up (importers
     prefetch a batch); `products` caches catalogue look-ups across calls.
     """
-    order = find_order(data.external_id, data.name) if existing is UNRESOLVED else existing
+    # Locked: two deliveries of one order at once must not both pass the staleness check on
+    # the same old version (the older would then overwrite the newer when it commits).
+    order = (
+        find_order(data.external_id, data.name, lock=True) if existing is UNRESOLVED else existing
+    )
     if order is not None and is_stale(data.updated_at, order.source_updated_at):
         return Outcome(order, "stale")
     if customer is UNRESOLVED:

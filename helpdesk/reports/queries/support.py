@@ -22,86 +22,86 @@ from helpdesk.tickets.models import OPEN_STATUSES, Ticket, TicketMessage
 # --- support ---------------------------------------------------------------------------------
 
 
-def response_times(start=None, end=None) -> list[dict]:
-    """Median and p90 of first response and resolution time (hours) for tickets opened in range."""
-    created = and_(between(Ticket.created_at, start, end), Ticket.merged_into_id.is_(None))
-    measures = (
-        ("first response", Ticket.first_responded_at),
-        ("resolution", Ticket.solved_at),
+RESPONSE_MEASURES = (
+    ("first response", Ticket.first_responded_at),
+    ("resolution", Ticket.solved_at),
+)
+SLA_TARGETS = (
+    ("first response", Ticket.first_response_due_at, Ticket.first_responded_at),
+    ("resolution", Ticket.resolution_due_at, Ticket.solved_at),
+)
+
+
+def _opened_in(start, end):
+    return and_(between(Ticket.created_at, start, end), Ticket.merged_into_id.is_(None))
+
+
+def _hours(done_col):
+    return seconds_between(done_col, Ticket.created_at) / 3600.0
+
+
+def _sla_flags(now) -> list:
+    """1/0 per ticket: decided{i} (outcome known: answered, or the deadline passed) and
+    met{i} (answered by the deadline), for each SLA target."""
+    flags = []
+    for i, (_, due, done) in enumerate(SLA_TARGETS):
+        decided = and_(due.is_not(None), or_(done.is_not(None), due < now))
+        met = and_(due.is_not(None), done.is_not(None), done <= due)
+        flags += [
+            case((decided, 1), else_=0).label(f"decided{i}"),
+            case((met, 1), else_=0).label(f"met{i}"),
+        ]
+    return flags
+
+
+def _postgres_pass(start, end, now=None):
+    """One pass over the tickets opened in range: count and nearest-rank p50/p90 of each
+    measure (percentile_disc is the same percentile as percentiles(): the first value whose
+    rank >= p * n, nulls ignored), plus the SLA sums when `now` is given."""
+    flags = _sla_flags(now) if now is not None else []
+    sub = (
+        select(
+            *[_hours(done).label(f"h{i}") for i, (_, done) in enumerate(RESPONSE_MEASURES)],
+            *flags,
+        )
+        .where(_opened_in(start, end))
+        .subquery("t")
     )
-    if dialect() == "postgresql":
-        # One scan of the tickets for both measures: percentile_disc is the same nearest-rank
-        # percentile as percentiles() (the first value whose rank >= p * n), nulls ignored.
-        hours = [
-            (seconds_between(done_col, Ticket.created_at) / 3600.0).label(f"h{i}")
-            for i, (_, done_col) in enumerate(measures)
+    columns = []
+    for i in range(len(RESPONSE_MEASURES)):
+        value = sub.c[f"h{i}"]
+        columns += [
+            func.count(value).label(f"n{i}"),
+            func.percentile_disc(0.5).within_group(value).label(f"p50_{i}"),
+            func.percentile_disc(0.9).within_group(value).label(f"p90_{i}"),
         ]
-        sub = select(*hours).where(created).subquery("hours")
-        columns = []
-        for i in range(len(measures)):
-            value = sub.c[f"h{i}"]
-            columns += [
-                func.count(value).label(f"n{i}"),
-                func.percentile_disc(0.5).within_group(value).label(f"p50_{i}"),
-                func.percentile_disc(0.9).within_group(value).label(f"p90_{i}"),
-            ]
-        row = db.session.execute(select(*columns)).mappings().first()
-        stats = [
-            {"n": row[f"n{i}"], "p50": row[f"p50_{i}"], "p90": row[f"p90_{i}"]}
-            for i in range(len(measures))
-        ]
-    else:
-        stats = []
-        for _, done_col in measures:
-            values = select(
-                (seconds_between(done_col, Ticket.created_at) / 3600.0).label("hours")
-            ).where(created, done_col.is_not(None))
-            stats.append(db.session.execute(percentiles(values, "hours")).mappings().first())
-    return _time_rows(stats)
-
-
-RESPONSE_MEASURES = ("first response", "resolution")
-SLA_TARGETS = ("first response", "resolution")
+    columns += [func.sum(sub.c[flag.name]).label(flag.name) for flag in flags]
+    row = db.session.execute(select(*columns)).mappings().first()
+    stats = [
+        {"n": row[f"n{i}"], "p50": row[f"p50_{i}"], "p90": row[f"p90_{i}"]}
+        for i in range(len(RESPONSE_MEASURES))
+    ]
+    return stats, row
 
 
 def _time_rows(stats) -> list[dict]:
-    out = []
-    for label, stat in zip(RESPONSE_MEASURES, stats, strict=True):
-        out.append(
-            {
-                "measure": label,
-                "tickets": int(stat["n"] or 0) if stat else 0,
-                "median_hours": round(float(stat["p50"]), 2)
-                if stat and stat["p50"] is not None
-                else None,
-                "p90_hours": round(float(stat["p90"]), 2)
-                if stat and stat["p90"] is not None
-                else None,
-            }
-        )
-    return out
+    def hours(stat, key):
+        return round(float(stat[key]), 2) if stat and stat[key] is not None else None
 
-
-def _sla_columns(now):
-    """decided{i} / met{i} sums for each SLA target, over whatever rows the select reads."""
-    targets = (
-        (Ticket.first_response_due_at, Ticket.first_responded_at),
-        (Ticket.resolution_due_at, Ticket.solved_at),
-    )
-    columns = []
-    for i, (due, done) in enumerate(targets):
-        decided = and_(due.is_not(None), or_(done.is_not(None), due < now))
-        met = and_(decided, done.is_not(None), done <= due)
-        columns += [
-            func.sum(case((decided, 1), else_=0)).label(f"decided{i}"),
-            func.sum(case((met, 1), else_=0)).label(f"met{i}"),
-        ]
-    return columns
+    return [
+        {
+            "measure": label,
+            "tickets": int(stat["n"] or 0) if stat else 0,
+            "median_hours": hours(stat, "p50"),
+            "p90_hours": hours(stat, "p90"),
+        }
+        for (label, _), stat in zip(RESPONSE_MEASURES, stats, strict=True)
+    ]
 
 
 def _sla_rows(row) -> list[dict]:
     out = []
-    for i, label in enumerate(SLA_TARGETS):
+    for i, (label, _, _) in enumerate(SLA_TARGETS):
         decided_n, met_n = int(row[f"decided{i}"] or 0), int(row[f"met{i}"] or 0)
         out.append(
             {
@@ -114,53 +114,17 @@ def _sla_rows(row) -> list[dict]:
     return out
 
 
-def support_times(start=None, end=None, now=None) -> tuple[list[dict], list[dict]]:
-    """`response_times` and `sla_attainment` together: on PostgreSQL from one pass over the
-    tickets opened in range (the support page's largest cost at medium), elsewhere as two."""
-    now = now or utcnow()
-    if dialect() != "postgresql":
-        return response_times(start, end), sla_attainment(start, end, now)
-    created = and_(between(Ticket.created_at, start, end), Ticket.merged_into_id.is_(None))
-    hours = [
-        (seconds_between(done_col, Ticket.created_at) / 3600.0).label(f"h{i}")
-        for i, done_col in enumerate((Ticket.first_responded_at, Ticket.solved_at))
-    ]
-    sla = [
-        (
-            case((and_(due.is_not(None), or_(done.is_not(None), due < now)), 1), else_=0).label(
-                f"d{i}"
-            ),
-            case((and_(due.is_not(None), done.is_not(None), done <= due), 1), else_=0).label(
-                f"m{i}"
-            ),
+def response_times(start=None, end=None) -> list[dict]:
+    """Median and p90 of first response and resolution time (hours) for tickets opened in range."""
+    if dialect() == "postgresql":
+        return _time_rows(_postgres_pass(start, end)[0])
+    stats = []
+    for _, done_col in RESPONSE_MEASURES:
+        values = select(_hours(done_col).label("hours")).where(
+            _opened_in(start, end), done_col.is_not(None)
         )
-        for i, (due, done) in enumerate(
-            (
-                (Ticket.first_response_due_at, Ticket.first_responded_at),
-                (Ticket.resolution_due_at, Ticket.solved_at),
-            )
-        )
-    ]
-    sub = select(*hours, *[c for pair in sla for c in pair]).where(created).subquery("t")
-    columns = []
-    for i in range(len(RESPONSE_MEASURES)):
-        value = sub.c[f"h{i}"]
-        columns += [
-            func.count(value).label(f"n{i}"),
-            func.percentile_disc(0.5).within_group(value).label(f"p50_{i}"),
-            func.percentile_disc(0.9).within_group(value).label(f"p90_{i}"),
-        ]
-    for i in range(len(SLA_TARGETS)):
-        columns += [
-            func.sum(sub.c[f"d{i}"]).label(f"decided{i}"),
-            func.sum(sub.c[f"m{i}"]).label(f"met{i}"),
-        ]
-    row = db.session.execute(select(*columns)).mappings().first()
-    stats = [
-        {"n": row[f"n{i}"], "p50": row[f"p50_{i}"], "p90": row[f"p90_{i}"]}
-        for i in range(len(RESPONSE_MEASURES))
-    ]
-    return _time_rows(stats), _sla_rows(row)
+        stats.append(db.session.execute(percentiles(values, "hours")).mappings().first())
+    return _time_rows(stats)
 
 
 def sla_attainment(start=None, end=None, now=None) -> list[dict]:
@@ -169,17 +133,27 @@ def sla_attainment(start=None, end=None, now=None) -> list[dict]:
     A ticket counts once its outcome is known: answered (met or late) or its deadline passed.
     Both targets are counted in one scan of the tickets opened in range.
     """
-    now = now or utcnow()
+    flags = _sla_flags(now or utcnow())
     row = (
         db.session.execute(
-            select(*_sla_columns(now)).where(
-                between(Ticket.created_at, start, end), Ticket.merged_into_id.is_(None)
+            select(*[func.sum(flag).label(flag.name) for flag in flags]).where(
+                _opened_in(start, end)
             )
         )
         .mappings()
         .first()
     )
     return _sla_rows(row)
+
+
+def support_times(start=None, end=None, now=None) -> tuple[list[dict], list[dict]]:
+    """`response_times` and `sla_attainment` together: on PostgreSQL from one pass over the
+    tickets opened in range (the support page's largest cost at medium), elsewhere as two."""
+    now = now or utcnow()
+    if dialect() != "postgresql":
+        return response_times(start, end), sla_attainment(start, end, now)
+    stats, row = _postgres_pass(start, end, now)
+    return _time_rows(stats), _sla_rows(row)
 
 
 def tickets_by(column_name: str, start=None, end=None) -> list[dict]:

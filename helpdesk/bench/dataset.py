@@ -21,7 +21,7 @@ from helpdesk.auth import services as auth_services
 from helpdesk.auth.models import Agent, ApiKey, Role
 from helpdesk.database import is_postgres, utcnow
 from helpdesk.extensions import db
-from helpdesk.seeding import SeedParams, store_is_empty
+from helpdesk.seeding import SeedParams, seed_store, store_is_empty
 from helpdesk.seeding.loader import BulkWriter
 
 FEED_DOMAIN = "feed.bench.invalid"  # RFC 2606: never a real mailbox
@@ -112,40 +112,17 @@ def prepare(size, *, reuse: bool, say: Callable[[str], None]) -> dict:
 
 
 def seed_with_statistics(params: SeedParams, say: Callable[[str], None]) -> dict[str, int]:
-    """`seed_store` with one step more: ANALYZE between the bulk load and the derivations.
+    """`helpdesk seed`'s loader (`seed_store`) with its progress and derivation steps said.
 
-    The derivations (full RFM recompute, escalation rules, suppressions, segments) run in the
-    load's transaction, where PostgreSQL has no statistics for the fresh rows unless ANALYZE
-    runs there too (it sees its own transaction's rows); without it the planner picks
-    nested loops over the whole order table: the small set's recompute took 96.5 s, 2.0 s
-    after ANALYZE. Built from the seeding package's public steps, in seed_store's order;
-    flushes, never commits.
+    Its bulk loader ANALYZEs every table it loaded before the derivations run (in the load's
+    transaction, where PostgreSQL would otherwise plan them for empty tables: the small set's
+    recompute took 96.5 s without, 2.0 s with). Flushes, never commits.
     """
-    from helpdesk.seeding import derive, ensure_macros, store_settings
-    from helpdesk.seeding.generator import generate_store
-
-    started = time.perf_counter()
-    now = utcnow().replace(second=0, microsecond=0)
-    derive.ensure_defaults()
-    ensure_macros()
-    settings = store_settings(now)
-    writer = BulkWriter(db.session)
-    reported = 0
-    for table, rows in generate_store(params, settings):
-        writer.write(table, rows)
-        if writer.written["order"] - reported >= 100_000:
-            reported = writer.written["order"]
-            say(f"{reported:,} orders loaded ({time.perf_counter() - started:.0f}s)")
-    writer.finish()
-    db.session.flush()
-    if writer.postgres:
-        for table in writer.written:
-            db.session.execute(text(f'ANALYZE "{table}"'))
-    say(f"Loaded {sum(writer.written.values()):,} rows in {time.perf_counter() - started:.0f}s")
-    for step in derive.derive_all(now, settings.id_start, params.seed):
-        say(f"{step.label}: {step.detail}")
-    say(f"Derived in {time.perf_counter() - started:.0f}s from the start")
-    return dict(writer.written)
+    report = seed_store(params, progress=say)
+    for step in report.derived:
+        say(f"  {step.label}: {step.detail}")
+    say(f"  Derived in {report.seconds:.0f}s from the start")
+    return dict(report.counts)
 
 
 def active_feed_entries() -> int:

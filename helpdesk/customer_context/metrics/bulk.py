@@ -71,15 +71,7 @@ def customers_figures(ids: list[int], as_of: dt.datetime) -> dict[int, Figures]:
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         for row in db.session.execute(stmt, {**params, "ids": chunk}).mappings():
-            frequency = int(row["frequency"] or 0)
-            found[int(row["customer_id"])] = Figures(
-                frequency=frequency,
-                monetary_cents=int(row["monetary_cents"] or 0),
-                first_at=row["first_at"],
-                last_at=row["last_at"],
-                recency_days=int(row["recency_days"]) if frequency else None,
-                age_days=int(row["age_days"]) if frequency else None,
-            )
+            found[int(row["customer_id"])] = Figures.from_row(row)
     empty = Figures(0, 0, None, None, None, None)
     return {cid: found.get(cid, empty) for cid in ids}
 

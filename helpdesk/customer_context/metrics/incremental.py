@@ -34,6 +34,20 @@ class Figures:
     recency_days: int | None
     age_days: int | None
 
+    @classmethod
+    def from_row(cls, row) -> Figures:
+        """From a mapping with frequency, monetary_cents, first_at, last_at, recency_days
+        and age_days (the days are meaningless without an order, so None then)."""
+        frequency = int(row["frequency"] or 0)
+        return cls(
+            frequency=frequency,
+            monetary_cents=int(row["monetary_cents"] or 0),
+            first_at=row["first_at"],
+            last_at=row["last_at"],
+            recency_days=int(row["recency_days"]) if frequency else None,
+            age_days=int(row["age_days"]) if frequency else None,
+        )
+
 
 @dataclass
 class Scores:
@@ -62,15 +76,7 @@ def customer_figures(customer_id: int, as_of: dt.datetime) -> Figures:
         .mappings()
         .one()
     )
-    frequency = int(row["frequency"] or 0)
-    return Figures(
-        frequency=frequency,
-        monetary_cents=int(row["monetary_cents"] or 0),
-        first_at=row["first_at"],
-        last_at=row["last_at"],
-        recency_days=int(row["recency_days"]) if frequency else None,
-        age_days=int(row["age_days"]) if frequency else None,
-    )
+    return Figures.from_row(row)
 
 
 @dataclass(frozen=True)

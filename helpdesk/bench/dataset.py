@@ -86,6 +86,7 @@ def prepare(size, *, reuse: bool, say: Callable[[str], None]) -> dict:
             counts = seed_with_statistics(
                 SeedParams(size.customers, size.orders, size.tickets, seed=BENCH_SEED),
                 lambda message: say("  " + message),
+                copies=size.seed_copies,
             )
             db.session.commit()
         except Exception:
@@ -111,14 +112,16 @@ def prepare(size, *, reuse: bool, say: Callable[[str], None]) -> dict:
     return done
 
 
-def seed_with_statistics(params: SeedParams, say: Callable[[str], None]) -> dict[str, int]:
+def seed_with_statistics(
+    params: SeedParams, say: Callable[[str], None], copies: int = 1
+) -> dict[str, int]:
     """`helpdesk seed`'s loader (`seed_store`) with its progress and derivation steps said.
 
     Its bulk loader ANALYZEs every table it loaded before the derivations run (in the load's
     transaction, where PostgreSQL would otherwise plan them for empty tables: the small set's
     recompute took 96.5 s without, 2.0 s with). Flushes, never commits.
     """
-    report = seed_store(params, progress=say)
+    report = seed_store(params, progress=say, copies=copies)
     for step in report.derived:
         say(f"  {step.label}: {step.detail}")
     say(f"  Derived in {report.seconds:.0f}s from the start")

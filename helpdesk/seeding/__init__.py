@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy import select
 
-from helpdesk.database import utcnow
+from helpdesk.database import is_postgres, utcnow
 from helpdesk.extensions import db
 from helpdesk.seeding import derive
 from helpdesk.seeding import vocabulary as words
@@ -33,6 +34,7 @@ from helpdesk.seeding.draft import (
 )
 from helpdesk.seeding.generator import fingerprint, generate_store
 from helpdesk.seeding.loader import BulkWriter, next_ids
+from helpdesk.seeding.replicate import replicate
 
 __all__ = [
     "DEMO_PARAMS",
@@ -132,9 +134,13 @@ def seed_store(
     *,
     now: dt.datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    copies: int = 1,
 ) -> SeedReport:
     """Generate, load and derive a synthetic store into an empty database.
 
+    With `copies` > 1 (PostgreSQL only) the generator writes 1/copies of the customers and
+    orders (all the tickets, the whole catalogue) and the database adds the other copies of
+    that commercial history (`seeding.replicate`) before the derivations run.
     Runs in the caller's transaction: flushes, never commits, so a failure leaves nothing.
     """
     say = progress or (lambda _message: None)
@@ -142,6 +148,19 @@ def seed_store(
     if not store_is_empty():
         raise SeedError("The database already has customers: seed an empty database.")
     now = (now or utcnow()).replace(second=0, microsecond=0)
+    total = params
+    if copies > 1:
+        if not is_postgres(db.session):
+            raise SeedError("Copies of the seeded history (copies > 1) need PostgreSQL.")
+        if params.customers % copies or params.orders % copies:
+            raise SeedError(f"customers and orders must be multiples of copies ({copies}).")
+        params = SeedParams(
+            params.customers // copies,
+            params.orders // copies,
+            params.tickets,
+            seed=params.seed,
+            products=params.product_count,
+        )
 
     defaults = derive.ensure_defaults()
     macros = ensure_macros()
@@ -161,14 +180,22 @@ def seed_store(
             say(f"  {reported} orders loaded ({time.perf_counter() - started:.0f}s)")
     writer.finish()
     db.session.flush()
+    counts = Counter(writer.written)
+    if copies > 1:
+        say(
+            f"Loaded {counts.total()} rows in {time.perf_counter() - started:.1f}s; "
+            f"copying the commercial history {copies - 1} times up to {total.customers} "
+            f"customers and {total.orders} orders"
+        )
+        counts.update(replicate(db.session, settings.id_start, copies, say))
     say(
-        f"Loaded {sum(writer.written.values())} rows in {time.perf_counter() - started:.1f}s; "
+        f"Loaded {counts.total()} rows in {time.perf_counter() - started:.1f}s; "
         "deriving metrics, escalations, suppressions and segments"
     )
 
     derived = derive.derive_all(now, settings.id_start, params.seed)
     return SeedReport(
-        counts=dict(writer.written),
+        counts=dict(counts),
         settings=settings,
         defaults=defaults,
         derived=derived,

@@ -71,11 +71,30 @@ def was_received(source: str, delivery_id: str | None) -> bool:
 
 
 def already_received(source: str, delivery_id: str | None, topic: str | None = None) -> bool:
-    """Record a delivery; True when it was seen before (the caller then writes nothing)."""
+    """Record a delivery; True when it was seen before (the caller then writes nothing).
+
+    One statement: INSERT ... ON CONFLICT DO NOTHING RETURNING id. A delivery committed
+    before returns no row; one still in flight in another transaction makes the INSERT wait
+    for it (then no row if it committed, a new receipt if it rolled back).
+    """
     if not delivery_id:
         return False
-    if was_received(source, delivery_id):
-        return True
-    db.session.add(WebhookReceipt(source=source, delivery_id=delivery_id[:255], topic=topic))
-    db.session.flush()
-    return False
+    inserted = db.session.execute(
+        _insert_new_receipt().returning(WebhookReceipt.id),
+        {
+            "source": source,
+            "delivery_id": delivery_id[:255],
+            "topic": topic,
+            "received_at": utcnow(),
+        },
+    ).first()
+    return inserted is None
+
+
+def _insert_new_receipt():
+    """INSERT INTO webhook_receipt that skips a (source, delivery id) already recorded."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(WebhookReceipt).on_conflict_do_nothing(index_elements=["source", "delivery_id"])

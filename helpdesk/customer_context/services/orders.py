@@ -8,10 +8,11 @@ already cancelled sends neither (nothing was placed to undo).
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 from decimal import Decimal
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import make_transient_to_detached, selectinload
+from sqlalchemy import event, insert, select
+from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
 from helpdesk import events
 from helpdesk.customer_context.models import (
@@ -160,7 +161,39 @@ def _announce_new(order: Order, data: OrderData, customer: Customer | None) -> N
     """What follows the first recording of an order: cart completion, order_placed."""
     _complete_checkout(order, data)
     if order.counted and customer is not None:
-        events.order_placed.send(SENDER, order=order, customer=customer)
+        with holding_loaded_rows():
+            events.order_placed.send(SENDER, order=order, customer=customer)
+
+
+# session.info key of the rows loaded while `holding_loaded_rows` is in force.
+_HELD = "helpdesk.orders.held_rows"
+
+
+@contextmanager
+def holding_loaded_rows():
+    """Keep every row the session loads meanwhile in its identity map until the block ends.
+
+    The identity map holds clean objects weakly: a handler that reads a row and lets go of it
+    (the flows read the customer's metrics row for their tier) leaves the next handler (the
+    metrics refresh) to SELECT the same row again. The order_placed handlers share their reads
+    through this (one SELECT of the metrics row per order instead of two).
+    """
+    session = db.session()
+    if _HELD in session.info:
+        yield
+        return
+    session.info[_HELD] = []
+    try:
+        yield
+    finally:
+        del session.info[_HELD]
+
+
+@event.listens_for(Session, "loaded_as_persistent")
+def _hold_loaded_row(session, instance) -> None:
+    held = session.info.get(_HELD)
+    if held is not None:
+        held.append(instance)
 
 
 def _record_embedded(order: Order, data: OrderData) -> None:
@@ -198,6 +231,7 @@ def upsert_order(
     if customer is UNRESOLVED:
         customer = resolve_order_customer(data)
     products = products or ProductMatcher()
+    products.prefetch(data.lines)  # every line's catalogue look-ups in one statement
     values = _order_values(data, customer)
 
     if order is None:

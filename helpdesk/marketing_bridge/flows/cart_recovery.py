@@ -37,7 +37,8 @@ from helpdesk.marketing_bridge.flows.engine import (
     exit_enrollments,
     find_enrollment,
     get_flow,
-    record_conversion,
+    order_enrollments,
+    running,
     setting,
 )
 from helpdesk.marketing_bridge.models import FlowEnrollment, OutboundMessage
@@ -297,7 +298,7 @@ def stop_for_order(order: Order, customer: Customer) -> dict:
             Checkout.recovered_order_id.is_(None),
         )
     ).all()
-    record_conversion(customer.id, order, flow_keys=[FLOW])
+    shared = order_enrollments(customer.id, order)  # converts this flow's enrolments too
     stopped = attributed = 0
     reason = f"ordered {order.name}"
     for checkout in checkouts:
@@ -309,14 +310,7 @@ def stop_for_order(order: Order, customer: Customer) -> dict:
             attributed += 1
         stopped += exit_enrollments([enrollment], reason)
     # Recoveries of other carts of this customer stop too: they bought.
-    others = db.session.scalars(
-        select(FlowEnrollment).where(
-            FlowEnrollment.flow_id == flow.id,
-            FlowEnrollment.customer_id == customer.id,
-            FlowEnrollment.state == "active",
-        )
-    ).all()
-    stopped += exit_enrollments(others, reason)
+    stopped += exit_enrollments(running(shared, FLOW), reason)
     db.session.flush()
     return {"stopped": stopped, "attributed": attributed}
 

@@ -233,6 +233,7 @@ def enroll(
     ).one_or_none()
     if enrollment is None:
         return find_enrollment(flow, trigger_ref)
+    _note_new_enrollment(flow, enrollment)
     # One look-up of the keys and one multi-row INSERT for all the steps (a redelivered
     # trigger finds the enrolment above and queues nothing).
     messages = []
@@ -313,6 +314,64 @@ def record_conversion(customer_id: int, order, flow_keys=None) -> int:
         .execution_options(synchronize_session="fetch")
     )
     return result.rowcount or 0
+
+
+# The flows an order converts and whose order_placed handlers exit or trim the customer's
+# running enrolments (post-purchase, cart recovery, winback, reactivation).
+ORDER_FLOWS = ("post_purchase", "cart_recovery", "winback", "reactivation")
+# session.info key of what those handlers share for one order (see `order_enrollments`).
+_ORDER_ENROLLMENTS = "helpdesk.flows.order_enrollments"
+
+
+def order_enrollments(customer_id: int, order) -> list[tuple[str, FlowEnrollment]]:
+    """(flow key, enrolment) of the customer's active enrolments in ORDER_FLOWS, after
+    marking those running when `order` was placed as converted by it.
+
+    Done once per order and transaction for all the order_placed handlers together (one
+    UPDATE and one SELECT instead of one of each per flow); each handler filters the list by
+    its flows and by `state == "active"` when it uses it, so an enrolment another handler
+    exited meanwhile (the same session object) is left out, as a fresh read would. A new
+    enrolment for the customer in these flows joins the list (`enroll`).
+    """
+    session = db.session()
+    transaction = session.get_transaction()
+    cached = session.info.get(_ORDER_ENROLLMENTS)
+    if cached is not None and cached[0] is transaction and cached[1] == (customer_id, order.id):
+        return cached[2]
+    record_conversion(customer_id, order, flow_keys=ORDER_FLOWS)
+    rows = [
+        (key, enrollment)
+        for enrollment, key in session.execute(
+            select(FlowEnrollment, Flow.key)
+            .join(Flow, Flow.id == FlowEnrollment.flow_id)
+            .where(
+                Flow.key.in_(ORDER_FLOWS),
+                FlowEnrollment.customer_id == customer_id,
+                FlowEnrollment.state == "active",
+            )
+            .order_by(FlowEnrollment.id)
+        )
+    ]
+    session.info[_ORDER_ENROLLMENTS] = (transaction, (customer_id, order.id), rows)
+    return rows
+
+
+def running(rows: list[tuple[str, FlowEnrollment]], flow_keys) -> list[FlowEnrollment]:
+    """The still-active enrolments of `order_enrollments` rows in the given flows."""
+    keys = (flow_keys,) if isinstance(flow_keys, str) else tuple(flow_keys)
+    return [e for key, e in rows if key in keys and e.state == "active"]
+
+
+def _note_new_enrollment(flow: Flow, enrollment: FlowEnrollment) -> None:
+    """Add a fresh enrolment to the shared per-order list when it belongs there."""
+    cached = db.session.info.get(_ORDER_ENROLLMENTS)
+    if (
+        cached is not None
+        and flow.key in ORDER_FLOWS
+        and cached[1][0] == enrollment.customer_id
+        and enrollment.state == "active"
+    ):
+        cached[2].append((flow.key, enrollment))
 
 
 def active_enrollments(flow_key: str | tuple[str, ...], customer_id: int) -> list[FlowEnrollment]:

@@ -33,7 +33,8 @@ from helpdesk.marketing_bridge.flows.engine import (
     enroll,
     find_enrollment,
     get_flow,
-    record_conversion,
+    order_enrollments,
+    running,
     setting,
 )
 from helpdesk.marketing_bridge.models import OutboundMessage
@@ -179,9 +180,10 @@ def enroll_order(order: Order, customer, now: dt.datetime | None = None):
 
 def apply_new_order(order: Order, customer) -> None:
     """Exit rules for the customer's earlier enrolments when a new order arrives."""
-    record_conversion(customer.id, order, flow_keys=[FLOW])
     earlier = [
-        e for e in active_enrollments(FLOW, customer.id) if e.trigger_ref != f"order:{order.id}"
+        e
+        for e in running(order_enrollments(customer.id, order), FLOW)
+        if e.trigger_ref != f"order:{order.id}"
     ]
     if not earlier:
         return

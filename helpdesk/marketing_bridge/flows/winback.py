@@ -19,11 +19,11 @@ from helpdesk.marketing_bridge.flows import recommendations
 from helpdesk.marketing_bridge.flows.context import products_context, vip_sender_name
 from helpdesk.marketing_bridge.flows.engine import (
     PlannedStep,
-    active_enrollments,
     enroll,
     exit_enrollments,
     get_flow,
-    record_conversion,
+    order_enrollments,
+    running,
     setting,
 )
 from helpdesk.marketing_bridge.models import FlowEnrollment
@@ -110,5 +110,5 @@ def on_order_placed(sender, order, customer, **_):
     """order_placed: a returning customer leaves winback and reactivation (converted)."""
     if customer is None or order.cancelled_at is not None:
         return
-    record_conversion(customer.id, order, flow_keys=list(SEGMENTS_FOR))
-    exit_enrollments(active_enrollments(tuple(SEGMENTS_FOR), customer.id), f"ordered {order.name}")
+    enrollments = running(order_enrollments(customer.id, order), tuple(SEGMENTS_FOR))
+    exit_enrollments(enrollments, f"ordered {order.name}")

@@ -123,22 +123,28 @@ def enqueue(*, idempotency_key: str, **message) -> OutboundMessage:
 
 
 def _insert_new_keys():
-    """INSERT that skips rows whose idempotency key exists (a concurrent producer's)."""
+    """INSERT that skips rows whose idempotency key exists (a concurrent producer's).
+
+    A Core INSERT into the table (the rows are not loaded into the session): the ORM's bulk
+    INSERT costs more CPU per statement for nothing here."""
     if db.session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(OutboundMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return insert(OutboundMessage.__table__).on_conflict_do_nothing(
+        index_elements=["idempotency_key"]
+    )
 
 
 def enqueue_many(messages: Iterable[dict]) -> list[str]:
-    """Queue several messages (each given as `enqueue`'s keyword arguments) with one look-up
-    of their keys and one multi-row INSERT; returns the keys actually queued now.
+    """Queue several messages (each given as `enqueue`'s keyword arguments) with ONE
+    multi-row INSERT; returns the keys actually queued now.
 
     Idempotent like `enqueue`: a key seen before (in the table, or twice in `messages`) is
-    skipped, and a key a concurrent producer inserts meanwhile is skipped by the INSERT's
-    ON CONFLICT DO NOTHING, without a savepoint. Every message is checked before anything
-    is written. The rows are not loaded into the session.
+    skipped by the INSERT's ON CONFLICT DO NOTHING (a key a concurrent producer inserts
+    meanwhile too, without a savepoint), and the keys it did insert come back from its
+    RETURNING. Every message is checked before anything is written. The rows are not loaded
+    into the session.
     """
     rows: dict[str, dict] = {}
     for message in messages:
@@ -148,17 +154,13 @@ def enqueue_many(messages: Iterable[dict]) -> list[str]:
         rows.setdefault(key, row)
     if not rows:
         return []
-    seen = set(
+    table = OutboundMessage.__table__
+    inserted = set(
         db.session.scalars(
-            select(OutboundMessage.idempotency_key).where(
-                OutboundMessage.idempotency_key.in_(list(rows))
-            )
+            _insert_new_keys().returning(table.c.idempotency_key), list(rows.values())
         )
     )
-    new = [row for key, row in rows.items() if key not in seen]
-    if new:
-        db.session.execute(_insert_new_keys(), new)
-    return [row["idempotency_key"] for row in new]
+    return [key for key in rows if key in inserted]
 
 
 def skip_scheduled(

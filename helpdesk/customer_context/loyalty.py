@@ -99,40 +99,42 @@ def _order_points(order: Order) -> int:
     )
 
 
-def earn_for_order(order: Order) -> LoyaltyEntry | None:
-    """Credit the points of a placed order once (none for test, cancelled or zero orders)."""
+def _earn_row(order: Order) -> dict | None:
+    """The earn entry a placed order stands for (None for test, cancelled or customerless)."""
     if order.customer_id is None or order.test or order.cancelled_at is not None:
         return None
-    ref = f"order:{order.id}"
-    points = points_for(order.total)
-    if points == 0:
-        return _existing(order.customer_id, EARN, ref)
+    return dict(
+        customer_id=order.customer_id,
+        points=points_for(order.total),
+        reason=EARN,
+        ref=f"order:{order.id}",
+        note=f"Order {order.name}",
+    )
+
+
+def earn_for_order(order: Order) -> LoyaltyEntry | None:
+    """Credit the points of a placed order once (none for test, cancelled or zero orders)."""
+    row = _earn_row(order)
+    if row is None:
+        return None
+    if row["points"] == 0:
+        return _existing(order.customer_id, EARN, row["ref"])
     # One statement on every new order: INSERT ... ON CONFLICT (customer, reason, ref) DO
     # NOTHING RETURNING; an order credited before returns no row and its entry is read.
     entry = db.session.scalars(
-        _insert_ignoring_duplicates().returning(LoyaltyEntry),
-        [
-            dict(
-                customer_id=order.customer_id,
-                points=points,
-                reason=EARN,
-                ref=ref,
-                note=f"Order {order.name}",
-            )
-        ],
+        _insert_ignoring_duplicates().returning(LoyaltyEntry), [row]
     ).one_or_none()
-    return entry if entry is not None else _existing(order.customer_id, EARN, ref)
+    return entry if entry is not None else _existing(order.customer_id, EARN, row["ref"])
 
 
-def _insert_ignoring_duplicates():
-    """INSERT INTO loyalty_entry that skips a (customer, reason, ref) already recorded."""
+def _insert_ignoring_duplicates(target=LoyaltyEntry):
+    """INSERT INTO loyalty_entry that skips a (customer, reason, ref) already recorded
+    (`target` the ORM entity, or its table for a plain Core INSERT)."""
     if is_postgres(db.session):
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(LoyaltyEntry).on_conflict_do_nothing(
-        index_elements=["customer_id", "reason", "ref"]
-    )
+    return insert(target).on_conflict_do_nothing(index_elements=["customer_id", "reason", "ref"])
 
 
 def reverse_for_cancellation(order: Order) -> LoyaltyEntry | None:
@@ -241,8 +243,11 @@ def adjust_points(
 
 
 def on_order_placed(sender, *, order, customer=None, **_kwargs) -> None:
-    """order_placed: credit the order's points."""
-    earn_for_order(order)
+    """order_placed: credit the order's points (what `earn_for_order` writes, without loading
+    the entry back: one INSERT ... ON CONFLICT DO NOTHING, none for a zero-point order)."""
+    row = _earn_row(order)
+    if row is not None and row["points"]:
+        db.session.execute(_insert_ignoring_duplicates(LoyaltyEntry.__table__), [row])
 
 
 def on_order_cancelled(sender, *, order, customer=None, **_kwargs) -> None:

@@ -30,16 +30,16 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import json
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 
 from helpdesk import events
 from helpdesk.customer_context import loyalty
+from helpdesk.customer_context.ingest.copy import copy_rows, key_in, take_ids
 from helpdesk.customer_context.metrics.bulk import refresh_customers as refresh_metrics
 from helpdesk.customer_context.models import (
     Customer,
@@ -48,16 +48,19 @@ from helpdesk.customer_context.models import (
     Order,
     OrderLine,
 )
-from helpdesk.customer_context.schemas import OrderData
-from helpdesk.customer_context.services import ProductMatcher
+from helpdesk.customer_context.schemas import CustomerData, OrderData
+from helpdesk.customer_context.services import ProductMatcher, orders_by_external_id
+from helpdesk.customer_context.services import (
+    create_customers as create_customers_one_statement_each,
+)
 from helpdesk.customer_context.services import create_orders as create_orders_one_statement_each
+from helpdesk.customer_context.services.common import normalise_email
 from helpdesk.customer_context.services.orders import (
     ORDER_DEFAULTS,
-    _line_values,
     _note_customer_order,
     _order_values,
 )
-from helpdesk.database import is_postgres, utcnow
+from helpdesk.database import is_postgres, money, utcnow
 from helpdesk.extensions import db
 
 SENDER = "customer_context"
@@ -111,6 +114,34 @@ class PlacedOrder:
         )
 
 
+ORDER_FIXED = ("id", "external_id", "source_updated_at", "created_at")
+CUSTOMER_COLUMNS = (
+    "id",
+    "email",
+    "external_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "accepts_marketing",
+    "marketing_updated_at",
+    "tags",
+    "note",
+    "created_at",
+    "source_updated_at",
+)
+LINE_COLUMNS = (
+    "order_id",
+    "external_id",
+    "product_id",
+    "variant_external_id",
+    "sku",
+    "title",
+    "category",
+    "quantity",
+    "price",
+)
+
+
 def create_orders(items: list[tuple[OrderData, Customer | None]], products: ProductMatcher) -> list:
     """New orders written in bulk; COPY with ids taken from the sequence on PostgreSQL.
 
@@ -128,20 +159,40 @@ def create_orders(items: list[tuple[OrderData, Customer | None]], products: Prod
     if not items or not plain or not is_postgres(db.session):
         return create_orders_one_statement_each(items, products=products)
     db.session.flush()  # customers the caller added get their ids
-    ids = _take_ids(Order.__tablename__, len(items))
+    ids = take_ids(Order.__tablename__, len(items))
     now = utcnow()
-    template = {**ORDER_DEFAULTS, "created_at": now}
+    # Every column in a fixed order: the source's values (`_order_values`, as the per-order
+    # path assigns them) over the defaults of an order the source says nothing about.
+    defaults = [(k, v) for k, v in ORDER_DEFAULTS.items() if k not in ORDER_FIXED]
+    extra = ("name", "customer_id", "placed_at", "total", "test", "discount_codes")
+    defaults += [(k, None) for k in extra if k not in ORDER_DEFAULTS]
+    known = frozenset(k for k, _d in defaults)
     orders, lines, placed = [], [], []
+    match = products.match
     for (data, customer), order_id in zip(items, ids, strict=True):
-        values = {
-            **template,
-            **_order_values(data, customer),
-            "id": order_id,
-            "external_id": data.external_id,
-            "source_updated_at": data.updated_at,
-        }
-        orders.append(values)
-        lines.extend({**_line_values(line, products), "order_id": order_id} for line in data.lines)
+        values = _order_values(data, customer)
+        if not known.issuperset(values):  # a column added to the service and not here
+            raise LookupError(f"no COPY column for {sorted(set(values) - known)}")
+        get = values.get
+        orders.append(
+            (order_id, data.external_id, data.updated_at, now, *[get(k, d) for k, d in defaults])
+        )
+        for line in data.lines:
+            found = match(line)
+            price = line.price if line.price is not None else (found[2] if found else None)
+            lines.append(
+                (
+                    order_id,
+                    line.external_id,
+                    found[0] if found else None,
+                    line.variant_external_id,
+                    line.sku,
+                    line.title[:255],
+                    (found[1] if found and found[1] else None) or line.category,
+                    line.quantity,
+                    money(price),
+                )
+            )
         placed.append(
             PlacedOrder(
                 order_id,
@@ -153,75 +204,81 @@ def create_orders(items: list[tuple[OrderData, Customer | None]], products: Prod
                 values.get("cancelled_at"),
             )
         )
-    copy_rows(Order.__table__, orders)
-    copy_rows(OrderLine.__table__, lines)  # line ids from the column default
+    copy_rows(Order.__table__, (*ORDER_FIXED, *(k for k, _d in defaults)), orders)
+    copy_rows(OrderLine.__table__, LINE_COLUMNS, lines)  # line ids from the column default
     for data, customer in items:
         _note_customer_order(customer, data)
     db.session.flush()
     return placed
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(value) -> str:
-    """One value in COPY's text format (any type)."""
-    if value is None:
-        return "\\N"
-    if value is True or value is False:
-        return "t" if value else "f"
-    if isinstance(value, int | Decimal):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat(" ")
-    if isinstance(value, list | dict):
-        value = json.dumps(value)
-    return str(value).translate(_COPY_ESCAPES)
-
-
-def _number_text(value) -> str:
-    return "\\N" if value is None else str(value)
-
-
-def _converter(column) -> Callable:
-    """The quickest safe text conversion for a column's values."""
-    python_type = None
-    with suppress(NotImplementedError):
-        python_type = column.type.python_type
-    if python_type in (int, Decimal):
-        return _number_text
-    return _copy_text
-
-
-def copy_rows(table, rows: list[dict]) -> None:
-    """COPY rows (dicts with the same keys) into a table, as one text stream.
-
-    Columns a row leaves out take their database default (ids from their sequence);
-    Python-side defaults are the caller's to fill."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    converters = [(c, _converter(table.c[c])) for c in columns]
-    preparer = db.session.get_bind().dialect.identifier_preparer
-    target = f"{preparer.format_table(table)} ({', '.join(map(preparer.quote, columns))})"
-    body = "".join("\t".join([convert(row[c]) for c, convert in converters]) + "\n" for row in rows)
-    raw = db.session.connection().connection.driver_connection
-    with raw.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN") as copy:
-        copy.write(body)
-
-
-def _take_ids(table: str, count: int) -> list[int]:
-    """`count` ids from the table's sequence (safe beside concurrent inserts)."""
-    if not count:
-        return []
-    return list(
-        db.session.scalars(
-            text(
-                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
-            ),
-            {"table": f'"{table}"', "n": count},
+def create_customers(refs: list[CustomerData]) -> dict[str, Customer]:
+    """`services.create_customers` (absent customers, returned by email) on PostgreSQL by one
+    COPY with ids from the sequence instead of an INSERT per customer, then one load."""
+    if not refs or not is_postgres(db.session):
+        return create_customers_one_statement_each(refs)
+    now = utcnow()
+    ids = take_ids(Customer.__tablename__, len(refs))
+    rows = [
+        (
+            customer_id,
+            normalise_email(ref.email),
+            ref.external_id or None,
+            (ref.first_name or "")[:120],
+            (ref.last_name or "")[:120],
+            (ref.phone or None) and ref.phone[:40],
+            bool(ref.accepts_marketing),
+            None if ref.accepts_marketing is None else ref.marketing_updated_at or now,
+            ref.tags or [],
+            ref.note,
+            ref.created_at or now,
+            ref.updated_at,
         )
-    )
+        for ref, customer_id in zip(refs, ids, strict=True)
+    ]
+    copy_rows(Customer.__table__, CUSTOMER_COLUMNS, rows)
+    loaded = db.session.scalars(select(Customer).where(key_in(Customer.id, ids)))
+    return {customer.email: customer for customer in loaded}
+
+
+def created_at_first_order(absent: list[CustomerData], pending: Iterable) -> list[CustomerData]:
+    """The customers a batch inserts, each created at its first order in the batch when that
+    is in the past: what `_note_customer_order` would set by an UPDATE of the new row
+    ("customer since" is the first order).
+
+    Only orders certainly matched to the new customer count (the same record, the same source
+    id, or no source id and the same email); `_note_customer_order` still runs for every
+    order, so one missed here only costs the UPDATE it would have cost anyway."""
+    now = utcnow()
+    first: dict[int, dt.datetime] = {}
+    by_id = {ref.external_id: n for n, ref in enumerate(absent) if ref.external_id}
+    by_email = {ref.email: n for n, ref in enumerate(absent) if ref.email}
+    by_ref = {id(ref): n for n, ref in enumerate(absent)}
+    for item in pending:
+        ref = item.customer
+        if ref is None:
+            continue
+        n = by_ref.get(id(ref))
+        if n is None:
+            n = by_id.get(ref.external_id) if ref.external_id else by_email.get(ref.email)
+        if n is not None:
+            placed_at = item.data.placed_at
+            if placed_at < first.get(n, now):
+                first[n] = placed_at
+    return [
+        replace(ref, created_at=first[n]) if n in first and ref.created_at is None else ref
+        for n, ref in enumerate(absent)
+    ]
+
+
+def existing_orders(external_ids: list[str]) -> dict[str, Order]:
+    """`services.orders_by_external_id`, asking first which of the ids are known at all: a
+    batch of new orders costs one index probe per id instead of an ORM load."""
+    if not external_ids:
+        return {}
+    stmt = select(Order.external_id).where(key_in(Order.external_id, external_ids))
+    known = list(db.session.scalars(stmt))
+    return orders_by_external_id(known) if known else {}
 
 
 def qualified_name(receiver: Callable) -> str:
@@ -259,27 +316,20 @@ def earn_for_orders(orders: Iterable[PlacedOrder]) -> int:
         for o in orders
         if o.customer_id is not None and not o.test and o.cancelled_at is None
     }
-    known: set[tuple[int, str]] = set()
     now = utcnow()
     rows = []
     for ref, order in refs.items():
         points = loyalty.points_for(order.total)
-        if points and (order.customer_id, ref) not in known:
-            rows.append(
-                dict(
-                    customer_id=order.customer_id,
-                    points=points,
-                    reason=loyalty.EARN,
-                    ref=ref,
-                    note=f"Order {order.name}",
-                    actor_id=None,
-                    created_at=now,
-                )
-            )
+        if points:
+            rows.append((order.customer_id, points, loyalty.EARN, ref, f"Order {order.name}", now))
+    columns = ("customer_id", "points", "reason", "ref", "note", "created_at")
     if rows and is_postgres(db.session):
-        copy_rows(LoyaltyEntry.__table__, rows)
+        copy_rows(LoyaltyEntry.__table__, columns, rows)
     elif rows:
-        db.session.execute(insert(LoyaltyEntry.__table__), rows)
+        db.session.execute(
+            insert(LoyaltyEntry.__table__),
+            [dict(zip(columns, row, strict=True), actor_id=None) for row in rows],
+        )
     return len(rows)
 
 

@@ -26,6 +26,7 @@ from helpdesk.customer_context.ingest.csvfile import (
     CustomerCache,
     ImportAborted,
     ImportReport,
+    ReadAhead,
     consecutive,
     customer_keys,
 )
@@ -109,7 +110,7 @@ class OrderImporter:
 
     def run(self, groups: Iterable[tuple[list[tuple[int, dict]], PendingOrder | RowProblem]]):
         try:
-            report = self._run(groups)
+            report = self._run(ReadAhead(groups))
         except ImportAborted:  # unreadable from some row on: the batches before it stay
             self._refresh_segments()
             raise
@@ -197,7 +198,11 @@ class OrderImporter:
                 self.report.outcomes[status] += 1
 
     def _write_together(self, batch: list[PendingOrder]) -> list[tuple]:
-        existing = orders_by_external_id([p.data.external_id for p in batch if p.data.external_id])
+        external_ids = [p.data.external_id for p in batch if p.data.external_id]
+        if self.bulk:
+            existing = bulk_mode.existing_orders(external_ids)
+        else:
+            existing = orders_by_external_id(external_ids)
         self.customers.prefetch(p.customer for p in batch)
         results: list[tuple] = []
         # Customers not in the database yet are inserted together first.
@@ -216,7 +221,11 @@ class OrderImporter:
                     absent.append(ref)
                 planned |= keys
             usable.append(pending)
-        for customer in create_customers(absent).values():
+        if self.bulk:
+            created = bulk_mode.create_customers(bulk_mode.created_at_first_order(absent, usable))
+        else:
+            created = create_customers(absent)
+        for customer in created.values():
             self.customers.remember(customer)
         new: list[tuple[PendingOrder, Customer | None]] = []
         for pending in usable:

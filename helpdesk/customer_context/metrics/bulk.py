@@ -4,7 +4,8 @@
 `incremental.refresh_customer` would (same figures, same scoring against the stored
 `RfmBoundaries`, same segment, tier and tier_since), in a few statements per 500 customers
 instead of several per customer: one aggregate query over their counted orders (the SQL
-fragments of `sql.py`), then one multi-row INSERT for new rows and one executemany UPDATE.
+fragments of `sql.py`), then the new rows in one COPY on PostgreSQL (one multi-row INSERT
+elsewhere) and one executemany UPDATE.
 It sends `tier_changed` for each customer whose tier changed (old None for a customer's
 first row, as the per-customer path does) but not `customer_metrics_changed`: the caller
 runs the set-based reactions (segments) itself. Before the first full recompute has stored
@@ -20,6 +21,7 @@ from collections.abc import Iterable
 from sqlalchemy import DateTime, bindparam, insert, select, text, update
 
 from helpdesk import events
+from helpdesk.customer_context.ingest.copy import array_literal, copy_rows, key_in
 from helpdesk.customer_context.metrics import definitions as d
 from helpdesk.customer_context.metrics.incremental import (
     Figures,
@@ -29,7 +31,7 @@ from helpdesk.customer_context.metrics.incremental import (
 )
 from helpdesk.customer_context.metrics.sql import COUNTED_ORDER_WHERE, cents_sql, day_sql
 from helpdesk.customer_context.models import Customer, CustomerMetrics
-from helpdesk.database import utcnow
+from helpdesk.database import is_postgres, utcnow
 from helpdesk.extensions import db
 
 SENDER = "customer_context"
@@ -37,8 +39,14 @@ CHUNK = 500  # customers per aggregate query
 
 
 def figures_sql(dialect: str) -> str:
-    """Raw RFM figures of the customers in :ids (customers without counted orders absent)."""
+    """Raw RFM figures of the customers in :ids (customers without counted orders absent);
+    on PostgreSQL :ids is one array (text form), elsewhere an expanding list."""
     day = day_sql(dialect, "x.placed_at")
+    among = (
+        "o.customer_id = ANY(CAST(:ids AS INTEGER[]))"
+        if dialect == "postgresql"
+        else "o.customer_id IN :ids"
+    )
     return f"""
         SELECT x.customer_id AS customer_id, COUNT(*) AS frequency,
                CAST(COALESCE(SUM(x.net_cents), 0) AS BIGINT) AS monetary_cents,
@@ -52,7 +60,7 @@ def figures_sql(dialect: str) -> str:
                        FROM refund r WHERE r.order_id = o.id
                    ), 0) AS net_cents
             FROM "order" o
-            WHERE o.customer_id IN :ids AND {COUNTED_ORDER_WHERE}
+            WHERE {among} AND {COUNTED_ORDER_WHERE}
         ) x
         GROUP BY x.customer_id
     """
@@ -61,16 +69,19 @@ def figures_sql(dialect: str) -> str:
 def customers_figures(ids: list[int], as_of: dt.datetime) -> dict[int, Figures]:
     """Figures of every customer in `ids` (frequency 0 for those without counted orders)."""
     dialect = db.session.get_bind().dialect.name
+    postgres = dialect == "postgresql"
+    ids_param = bindparam("ids") if postgres else bindparam("ids", expanding=True)
     stmt = (
         text(figures_sql(dialect))
-        .bindparams(bindparam("cutoff", type_=DateTime()), bindparam("ids", expanding=True))
+        .bindparams(bindparam("cutoff", type_=DateTime()), ids_param)
         .columns(first_at=DateTime(), last_at=DateTime())
     )
     found: dict[int, Figures] = {}
     params = {"cutoff": d.order_cutoff(as_of), "as_of_day": d.day_number(as_of)}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        for row in db.session.execute(stmt, {**params, "ids": chunk}).mappings():
+        keys = array_literal(chunk) if postgres else chunk
+        for row in db.session.execute(stmt, {**params, "ids": keys}).mappings():
             found[int(row["customer_id"])] = Figures.from_row(row)
     empty = Figures(0, 0, None, None, None, None)
     return {cid: found.get(cid, empty) for cid in ids}
@@ -101,13 +112,15 @@ def refresh_customers(
         since.update(
             (cid, created_at)
             for cid, created_at in session.execute(
-                select(Customer.id, Customer.created_at).where(Customer.id.in_(chunk))
+                select(Customer.id, Customer.created_at).where(key_in(Customer.id, chunk))
             )
         )
         current.update(
             (cid, (tier, tier_since))
             for cid, tier, tier_since in session.execute(
-                select(m.c.customer_id, m.c.tier, m.c.tier_since).where(m.c.customer_id.in_(chunk))
+                select(m.c.customer_id, m.c.tier, m.c.tier_since).where(
+                    key_in(m.c.customer_id, chunk)
+                )
             )
         )
     changes: list[tuple[int, str | None, str]] = []
@@ -125,7 +138,10 @@ def refresh_customers(
             updates.append({"key": cid, **row})
         else:
             inserts.append({"customer_id": cid, **row})
-    if inserts:
+    if inserts and is_postgres(session):
+        columns = list(inserts[0])
+        copy_rows(m, columns, [[row[c] for c in columns] for row in inserts])
+    elif inserts:
         session.execute(insert(m), inserts)
     if updates:
         session.execute(

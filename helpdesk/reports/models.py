@@ -64,4 +64,25 @@ class ReportDailyCount(Base):
     count: Mapped[int] = mapped_column(BigInteger)
 
 
+class ReportSupportOrder(Base):
+    """An order placed within the revenue-after-support window after a ticket was solved:
+    one row per (ticket, order), for tickets whose window had closed at the last refresh.
+
+    The support page's "revenue after support" reads these for settled tickets and probes the
+    orders live only for tickets solved since (or changed since the refresh)."""
+
+    __tablename__ = "report_support_order"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("ticket.id", ondelete="CASCADE"), primary_key=True
+    )
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("order.id", ondelete="CASCADE"), primary_key=True
+    )
+    assignee_id: Mapped[int] = mapped_column(ForeignKey("agent.id", ondelete="CASCADE"))
+    solved_at: Mapped[dt.datetime]
+    total: Mapped[Decimal]
+
+
 Index("ix_report_facts_first_order", ReportCustomerFacts.first_order_at)
+Index("ix_report_support_order_solved", ReportSupportOrder.solved_at)

@@ -326,8 +326,11 @@ def support(f: Filter) -> list[Block]:
                 ("orders", "Orders within 3 days", "int"),
                 ("revenue", "Revenue", "money"),
             ],
-            queries.revenue_after_support(f.start, f.end),
-            "Orders the customer placed within 3 days after the agent solved their ticket.",
+            snapshot.revenue_after_support(f.start, f.end),
+            "Orders the customer placed within 3 days after the agent solved their ticket."
+            " Tickets solved more than 3 days before the last refresh are read from it (an"
+            " order imported since into such a window counts from the next refresh)."
+            + computed(snapshot.snapshot(snapshot.SUPPORT_KEY)),
         ),
     ]
 

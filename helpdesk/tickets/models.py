@@ -201,6 +201,10 @@ Index("ix_ticket_event_ticket", TicketEvent.ticket_id, TicketEvent.id)
 Index("ix_sla_policy_priority_tier", SlaPolicy.priority, SlaPolicy.tier, unique=True)
 # reports.agent_workload: per-agent counts answered by index ranges
 Index("ix_ticket_assignee_solved", Ticket.assignee_id, Ticket.solved_at)
+# The support report's live revenue after support: tickets solved or changed since the last
+# reports.refresh (reports/snapshot.py).
+Index("ix_ticket_solved", Ticket.solved_at)
+Index("ix_ticket_updated", Ticket.updated_at)
 Index(
     "ix_ticket_message_author_created",
     TicketMessage.author_agent_id,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
 from helpdesk.reports import queries, snapshot
-from helpdesk.reports.models import ReportCustomerFacts, ReportSnapshot
+from helpdesk.reports.models import ReportCustomerFacts, ReportSnapshot, ReportSupportOrder
 from helpdesk.scheduling import registered_jobs, run_job
 from tests.factories.customer_context import (
     CustomerFactory,
@@ -143,3 +143,68 @@ def test_suppressions_by_week_adds_live_rows_after_the_cutoff_to_the_daily_count
     assert sum(r["started"] for r in rolled) == 6
     later = midnight - dt.timedelta(days=1)  # a range that starts after the cut-off
     assert snapshot.suppressions_by_week(later, end) == queries.suppressions_over_time(later, end)
+
+
+def test_revenue_after_support_reads_settled_tickets_from_the_refresh_and_the_rest_live():
+    from tests.factories.auth import AgentFactory
+    from tests.factories.tickets import TicketFactory
+
+    now = utcnow()
+
+    def ago(days: float) -> dt.datetime:
+        return now - dt.timedelta(days=days)
+
+    ann, bob = AgentFactory(name="Ann"), AgentFactory(name="Bob")
+    c1, c2, c3, c4 = (CustomerFactory() for _ in range(4))
+
+    def solved(agent, customer, days):
+        return TicketFactory(
+            assignee=agent,
+            customer=customer,
+            status="solved",
+            solved_at=ago(days),
+            updated_at=ago(days),
+        )
+
+    solved(ann, c1, 20)
+    OrderFactory(customer=c1, placed_at=ago(19), total=Decimal("100"))
+    OrderFactory(customer=c1, placed_at=ago(16), total=Decimal("900"))  # 4 days after: no
+    moved = solved(ann, c2, 15)
+    OrderFactory(customer=c2, placed_at=ago(14), total=Decimal("40"))
+    solved(bob, c3, 12)
+    cancelled = OrderFactory(customer=c3, placed_at=ago(11), total=Decimal("30"))
+    solved(bob, c4, 1)  # its window is still open at the refresh: always live
+    OrderFactory(customer=c4, placed_at=ago(0.5), total=Decimal("25"))
+    snapshot.refresh(now=now)
+    stored = db.session.scalars(select(ReportSupportOrder.total)).all()
+    assert sorted(stored) == [Decimal("30"), Decimal("40"), Decimal("100")]
+
+    # Changes after the refresh: a settled ticket reassigned, a stored order cancelled, a new
+    # ticket solved with an order after it.
+    moved.assignee = bob
+    cancelled.cancelled_at = now
+    solved(ann, c1, 0.2)
+    OrderFactory(customer=c1, placed_at=ago(0.1), total=Decimal("7"))
+    db.session.flush()
+    start = ago(30)
+    rows = {r["agent"]: r for r in snapshot.revenue_after_support(start, None)}
+    assert rows == {r["agent"]: r for r in queries.revenue_after_support(start, None)}
+    assert (rows["Ann"]["tickets_solved"], rows["Ann"]["orders"]) == (2, 2)
+    assert Decimal(rows["Ann"]["revenue"]) == Decimal("107")
+    assert (rows["Bob"]["tickets_solved"], rows["Bob"]["orders"]) == (3, 2)
+    assert Decimal(rows["Bob"]["revenue"]) == Decimal("65")
+    # A range that only covers settled tickets reads the stored pairs alone.
+    assert snapshot.revenue_after_support(ago(25), ago(10)) == queries.revenue_after_support(
+        ago(25), ago(10)
+    )
+
+    # An old order imported into a settled window after the refresh counts from the next one:
+    # proof the settled tickets come from the stored pairs, not a live probe.
+    OrderFactory(customer=c1, placed_at=ago(18), total=Decimal("5"))
+    db.session.flush()
+    before = {r["agent"]: r["orders"] for r in snapshot.revenue_after_support(start, None)}
+    assert before["Ann"] == 2
+    snapshot.refresh(now=now)
+    after = {r["agent"]: r["orders"] for r in snapshot.revenue_after_support(start, None)}
+    assert after["Ann"] == 3
+    assert snapshot.revenue_after_support(start, None) == queries.revenue_after_support(start, None)

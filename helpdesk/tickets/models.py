@@ -69,7 +69,10 @@ class Ticket(Base):
     # The queue's "SLA due" sort key, kept by the database from the columns above: the earliest
     # unmet deadline of a running clock (`sla.next_deadline`), else SLA_NEVER_DUE (solved,
     # closed, paused or no target), so the sort is an index walk. Never written by the app.
-    sla_due_at: Mapped[dt.datetime | None] = mapped_column(Computed(SLA_DUE_SQL))
+    # STORED said explicitly: PostgreSQL has only STORED before 18, and would default to
+    # VIRTUAL from 18. (A SQLite database built by the migrations has it VIRTUAL, as SQLite
+    # cannot ADD a STORED column; it reads and indexes the same.)
+    sla_due_at: Mapped[dt.datetime | None] = mapped_column(Computed(SLA_DUE_SQL, persisted=True))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
     # A customer reply to a closed ticket opens a new ticket that points back to the old one.
     follow_up_of_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))

@@ -9,9 +9,9 @@ an existing table): the earliest unmet deadline of a running SLA clock, else 999
 expression is `helpdesk.tickets.models.SLA_DUE_SQL`, copied here so that this migration
 keeps building the same column if the model changes later.
 """
-from alembic import op
-import sqlalchemy as sa
 
+import sqlalchemy as sa
+from alembic import op
 
 revision = "c4e8a1f2d6b3"
 down_revision = "b7d2e41c9a10"
@@ -33,8 +33,16 @@ SLA_DUE_SQL = (
 
 
 def upgrade():
+    # STORED on PostgreSQL (its only kind before 18); SQLite cannot ADD a STORED column.
+    persisted = True if op.get_bind().dialect.name == "postgresql" else None
     op.add_column(
-        "ticket", sa.Column("sla_due_at", sa.DateTime(), sa.Computed(SLA_DUE_SQL), nullable=True)
+        "ticket",
+        sa.Column(
+            "sla_due_at",
+            sa.DateTime(),
+            sa.Computed(SLA_DUE_SQL, persisted=persisted),
+            nullable=True,
+        ),
     )
     op.create_index("ix_ticket_sla_due", "ticket", ["sla_due_at", "id"], unique=False)
 

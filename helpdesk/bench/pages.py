@@ -49,8 +49,13 @@ def _timed(client, counter: StatementCounter, url: str, headers=None) -> tuple[f
     counter.measure()
     cpu_started = time.process_time()
     started = time.perf_counter()
-    response = client.get(url, headers=headers or {})
-    response.get_data()
+    # Each request in an application context of its own, as under a WSGI server: a fresh
+    # session and `g` (the logged-in agent is loaded again), torn down after the response.
+    # Without it the request reuses the caller's context: one session and one cached agent
+    # for the whole run, which a server never has.
+    with client.application.app_context():
+        response = client.get(url, headers=headers or {})
+        response.get_data()
     elapsed = time.perf_counter() - started
     _cpu["last"] = time.process_time() - cpu_started
     queries = counter.stop()

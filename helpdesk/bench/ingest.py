@@ -23,7 +23,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import func, select
 
-from helpdesk.bench.stats import Latency, StatementCounter, peak_rss_mb
+from helpdesk.bench.stats import Latency, StatementCounter, peak_rss_mb, percentile
 from helpdesk.extensions import db
 
 CATEGORIES = ("coffee", "equipment", "homeware", "subscriptions")
@@ -117,6 +117,9 @@ def webhook_orders(app: Flask, secret: str, samples: int, rng: random.Random, ru
     return {
         **asdict(Latency.of(times)),
         "cpu_p50_ms": Latency.of(cpu).p50_ms,
+        "cpu_p95_ms": Latency.of(cpu).p95_ms,
+        "queries_min": min(statements),
+        "queries_p50": percentile(statements, 50),
         "queries_max": max(statements),
     }
 

@@ -137,7 +137,7 @@ def evaluate(figures: dict, engine: str) -> list[TargetRow]:
                 "p95 ≤ 20 ms",
                 webhook["p95_ms"] <= 20,
                 f"p50 {_ms(webhook['p50_ms'])}, CPU p50 {_ms(webhook['cpu_p50_ms'])}, "
-                f"{webhook['queries_max']} statements max",
+                f"statements p50 {webhook.get('queries_p50', '?')}, max {webhook['queries_max']}",
             )
         )
     feed = figures.get("suppression_csv")

@@ -9,10 +9,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from flask import current_app, url_for
-from sqlalchemy import and_, func, select, union
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import and_, bindparam, func, select, union
+from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import HTTPException
 
 from helpdesk.customer_context.loyalty import REASON_LABELS
@@ -24,6 +25,7 @@ from helpdesk.customer_context.models import (
     Fulfillment,
     LoyaltyEntry,
     Order,
+    OrderLine,
     Refund,
     Review,
 )
@@ -38,11 +40,58 @@ ZERO = Decimal("0.00")
 # --- the sidebar summary ----------------------------------------------------------------------
 
 
+class OrderLineBrief(NamedTuple):
+    """An order line as the summary shows it."""
+
+    quantity: int
+    title: str
+    sku: str | None
+    price: Decimal
+
+
+class FulfillmentBrief(NamedTuple):
+    """What the summary shows of an order's latest fulfilment."""
+
+    status: str | None
+    shipment_status: str | None
+    tracking_number: str | None
+    tracking_url: str | None
+
+
+@dataclass
+class RecentOrder:
+    """An order as the summary shows it, with its lines: columns, not an entity."""
+
+    id: int
+    name: str
+    placed_at: dt.datetime
+    total: Decimal
+    currency: str
+    financial_status: str | None
+    fulfillment_status: str | None
+    tracking_number: str | None
+    tracking_url: str | None
+    cancelled_at: dt.datetime | None
+    test: bool
+    lines: list[OrderLineBrief] = field(default_factory=list)
+
+
+class OpenCheckout(NamedTuple):
+    """An open cart as the summary shows it."""
+
+    id: int
+    line_items: list
+    total: Decimal
+    currency: str
+    updated_at: dt.datetime
+    abandoned_at: dt.datetime | None
+
+
 @dataclass
 class OrderSummary:
-    order: Order
+    order: RecentOrder
     refunded: Decimal
-    fulfillment: Fulfillment | None
+    fulfillment: FulfillmentBrief | None
 
     @property
     def tracking_url(self) -> str | None:
@@ -72,7 +121,7 @@ class CustomerSummary:
     points: int
     segment: Segment | None
     recent_orders: list[OrderSummary] = field(default_factory=list)
-    open_checkouts: list[Checkout] = field(default_factory=list)
+    open_checkouts: list[OpenCheckout] = field(default_factory=list)
 
     @property
     def orders_count(self) -> int:
@@ -113,51 +162,113 @@ class CustomerSummary:
         return bool(self.metrics and self.metrics.r_score is not None)
 
 
-def customer_summary(customer_id: int) -> CustomerSummary | None:
-    """Everything the sidebar shows about a customer, in a constant number of queries."""
-    # The points balance comes with the customer, each order's refunded total with the order.
-    points = (
-        select(func.coalesce(func.sum(LoyaltyEntry.points), 0))
-        .where(LoyaltyEntry.customer_id == Customer.id)
-        .scalar_subquery()
+# The summary's statements, built once with bound parameters (the sidebar runs them for every
+# ticket opened: building them cost as much CPU as running them).
+_POINTS = (
+    select(func.coalesce(func.sum(LoyaltyEntry.points), 0))
+    .where(LoyaltyEntry.customer_id == Customer.id)
+    .scalar_subquery()
+)
+_HAS_OPEN_CART = (
+    select(Checkout.id)
+    .where(Checkout.customer_id == Customer.id, Checkout.completed_at.is_(None))
+    .exists()
+)
+_SUMMARY_CUSTOMER = (
+    select(Customer, _POINTS, _HAS_OPEN_CART)
+    .options(joinedload(Customer.metrics))
+    .where(Customer.id == bindparam("customer_id"))
+)
+_OPEN_CHECKOUTS = (
+    select(
+        Checkout.id,
+        Checkout.line_items,
+        Checkout.total,
+        Checkout.currency,
+        Checkout.updated_at,
+        Checkout.abandoned_at,
     )
-    found = db.session.execute(
-        select(Customer, points)
-        .options(joinedload(Customer.metrics))
-        .where(Customer.id == customer_id)
-    ).first()
-    if found is None:
-        return None
-    customer, balance = found
-    metrics = customer.metrics
+    .where(Checkout.customer_id == bindparam("customer_id"), Checkout.completed_at.is_(None))
+    .order_by(Checkout.updated_at.desc())
+    .limit(OPEN_CHECKOUTS)
+)
+
+
+def _recent_orders_statement():
     refunded = (
         select(func.coalesce(func.sum(Refund.amount), 0))
         .where(Refund.order_id == Order.id)
+        .correlate(Order)
         .scalar_subquery()
     )
-    orders = db.session.execute(
-        select(Order, refunded)
-        .options(selectinload(Order.lines))
-        .where(Order.customer_id == customer_id)
-        .order_by(Order.placed_at.desc(), Order.id.desc())
-        .limit(RECENT_ORDERS)
-    ).all()
-    latest: dict[int, Fulfillment] = {}
-    if orders:
-        for fulfillment in db.session.scalars(
-            select(Fulfillment)
-            .where(Fulfillment.order_id.in_([o.id for o, _ in orders]))
-            .order_by(Fulfillment.created_at, Fulfillment.id)
-        ):
-            latest[fulfillment.order_id] = fulfillment
-    checkouts = list(
-        db.session.scalars(
-            select(Checkout)
-            .where(Checkout.customer_id == customer_id, Checkout.completed_at.is_(None))
-            .order_by(Checkout.updated_at.desc())
-            .limit(OPEN_CHECKOUTS)
-        )
+    latest_fulfillment = (
+        select(Fulfillment.id)
+        .where(Fulfillment.order_id == Order.id)
+        .order_by(Fulfillment.created_at.desc(), Fulfillment.id.desc())
+        .limit(1)
+        .correlate(Order)
+        .scalar_subquery()
     )
+    recent = (
+        select(
+            Order.id,
+            Order.name,
+            Order.placed_at,
+            Order.total,
+            Order.currency,
+            Order.financial_status,
+            Order.fulfillment_status,
+            Order.tracking_number,
+            Order.tracking_url,
+            Order.cancelled_at,
+            Order.test,
+            refunded.label("refunded"),
+            latest_fulfillment.label("fulfillment_id"),
+        )
+        .where(Order.customer_id == bindparam("customer_id"))
+        .order_by(Order.placed_at.desc(), Order.id.desc())
+        .limit(bindparam("limit"))
+        .subquery("recent")
+    )
+    return (
+        select(
+            recent,
+            Fulfillment.status,
+            Fulfillment.shipment_status,
+            Fulfillment.tracking_number,
+            Fulfillment.tracking_url,
+            OrderLine.id,
+            OrderLine.quantity,
+            OrderLine.title,
+            OrderLine.sku,
+            OrderLine.price,
+        )
+        .outerjoin(Fulfillment, Fulfillment.id == recent.c.fulfillment_id)
+        .outerjoin(OrderLine, OrderLine.order_id == recent.c.id)
+        .order_by(recent.c.placed_at.desc(), recent.c.id.desc(), OrderLine.id)
+    )
+
+
+_RECENT_ORDERS = _recent_orders_statement()
+
+
+def customer_summary(customer_id: int) -> CustomerSummary | None:
+    """Everything the sidebar shows about a customer, in two or three statements.
+
+    The customer with metrics, points balance and whether an open cart exists; the recent
+    orders with their lines, refunded totals and latest fulfilments in one statement (rows,
+    not entities: order entities with their lines and fulfilments cost three statements and
+    most of the sidebar's CPU); the open carts only when there is one.
+    """
+    found = db.session.execute(_SUMMARY_CUSTOMER, {"customer_id": customer_id}).first()
+    if found is None:
+        return None
+    customer, balance, has_open_cart = found
+    metrics = customer.metrics
+    checkouts = []
+    if has_open_cart:
+        rows = db.session.execute(_OPEN_CHECKOUTS, {"customer_id": customer_id})
+        checkouts = [OpenCheckout(*row) for row in rows]
     return CustomerSummary(
         customer=customer,
         metrics=metrics,
@@ -165,16 +276,27 @@ def customer_summary(customer_id: int) -> CustomerSummary | None:
         tier_since=(metrics.tier_since if metrics else None) or customer.created_at,
         points=int(balance or 0),
         segment=segment_info(metrics.rfm_segment if metrics else None),
-        recent_orders=[
-            OrderSummary(
-                order=o,
-                refunded=ZERO + Decimal(str(amount or 0)),
-                fulfillment=latest.get(o.id),
-            )
-            for o, amount in orders
-        ],
+        recent_orders=recent_orders(customer_id),
         open_checkouts=checkouts,
     )
+
+
+def recent_orders(customer_id: int, limit: int = RECENT_ORDERS) -> list[OrderSummary]:
+    """The customer's latest orders, newest first, each with its lines, refunded total and
+    latest fulfilment (by creation, then id): one statement, a row per line."""
+    rows = db.session.execute(_RECENT_ORDERS, {"customer_id": customer_id, "limit": limit})
+    summaries: list[OrderSummary] = []
+    by_id: dict[int, RecentOrder] = {}
+    for row in rows:
+        order = by_id.get(row[0])
+        if order is None:
+            order = by_id[row[0]] = RecentOrder(*row[:11])
+            fulfillment = FulfillmentBrief(*row[13:17]) if row[12] is not None else None
+            refunded = ZERO + Decimal(str(row[11] or 0))
+            summaries.append(OrderSummary(order=order, refunded=refunded, fulfillment=fulfillment))
+        if row[17] is not None:
+            order.lines.append(OrderLineBrief(*row[18:22]))
+    return summaries
 
 
 # --- facts for other features ---------------------------------------------------------------

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Text,
     and_,
+    bindparam,
     cast,
     distinct,
     exists,
@@ -583,45 +584,77 @@ class MarketingState:
         return self.as_dict()[key]
 
 
+# The ticket sidebar's marketing panel runs these for every ticket opened: built once, with
+# bound parameters.
+_MARKETING_STATE = (
+    select(
+        Customer.email,
+        Customer.accepts_marketing,
+        Suppression.id,
+        Suppression.reason,
+        Suppression.started_at,
+        Suppression.expires_at,
+        Suppression.source_ref,
+        Suppression.note,
+    )
+    .outerjoin(
+        Suppression,
+        and_(
+            Suppression.lifted_at.is_(None),
+            or_(Suppression.expires_at.is_(None), Suppression.expires_at > bindparam("now")),
+            or_(Suppression.customer_id == Customer.id, Suppression.email == Customer.email),
+        ),
+    )
+    .where(Customer.id == bindparam("customer_id"))
+    .order_by(Suppression.started_at, Suppression.id)
+)
+
+
 def marketing_state(customer_id: int) -> MarketingState:
-    """The customer's consent and active suppressions (two queries)."""
-    customer = db.session.execute(
-        select(Customer.email, Customer.accepts_marketing).where(Customer.id == customer_id)
-    ).first()
-    rows = db.session.execute(
-        select(
-            Suppression.id,
-            Suppression.reason,
-            Suppression.started_at,
-            Suppression.expires_at,
-            Suppression.source_ref,
-            Suppression.note,
-        )
-        .where(active_condition(), _customer_rows(customer_id))
-        .order_by(Suppression.started_at, Suppression.id)
-    ).all()
-    entries = [ActiveEntry(*row) for row in rows]
+    """The customer's consent and active suppressions (one statement: the customer with its
+    active rows, by id or under its current email, outer-joined)."""
+    rows = db.session.execute(_MARKETING_STATE, {"customer_id": customer_id, "now": utcnow()}).all()
+    entries = [ActiveEntry(*row[2:]) for row in rows if row[2] is not None]
     return MarketingState(
         customer_id=customer_id,
-        email=customer.email if customer else None,
-        accepts_marketing=bool(customer.accepts_marketing) if customer else False,
+        email=rows[0][0] if rows else None,
+        accepts_marketing=bool(rows[0][1]) if rows else False,
         reasons=sorted({e.reason for e in entries}),
         entries=entries,
     )
 
 
-def scheduled_messages(customer_id: int, limit: int = 3) -> list[OutboundMessage]:
-    """The customer's next scheduled outbound messages, soonest first."""
-    return list(
-        db.session.scalars(
-            select(OutboundMessage)
-            .where(
-                OutboundMessage.customer_id == customer_id, OutboundMessage.status == "scheduled"
-            )
-            .order_by(OutboundMessage.send_after, OutboundMessage.id)
-            .limit(limit)
-        )
+class ScheduledMessage(NamedTuple):
+    """A scheduled outbound message as the sidebar lists it."""
+
+    id: int
+    kind: str
+    template: str
+    subject: str | None
+    send_after: dt.datetime
+
+
+_SCHEDULED = (
+    select(
+        OutboundMessage.id,
+        OutboundMessage.kind,
+        OutboundMessage.template,
+        OutboundMessage.subject,
+        OutboundMessage.send_after,
     )
+    .where(
+        OutboundMessage.customer_id == bindparam("customer_id"),
+        OutboundMessage.status == "scheduled",
+    )
+    .order_by(OutboundMessage.send_after, OutboundMessage.id)
+    .limit(bindparam("limit"))
+)
+
+
+def scheduled_messages(customer_id: int, limit: int = 3) -> list[ScheduledMessage]:
+    """The customer's next scheduled outbound messages, soonest first."""
+    rows = db.session.execute(_SCHEDULED, {"customer_id": customer_id, "limit": limit})
+    return [ScheduledMessage(*row) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -167,21 +167,40 @@ def create_orders(items: list[tuple[OrderData, Customer | None]], products: Prod
     extra = ("name", "customer_id", "placed_at", "total", "test", "discount_codes")
     defaults += [(k, None) for k in extra if k not in ORDER_DEFAULTS]
     known = frozenset(k for k, _d in defaults)
-    orders, lines, placed = [], [], []
-    match = products.match
-    for (data, customer), order_id in zip(items, ids, strict=True):
-        values = _order_values(data, customer)
-        if not known.issuperset(values):  # a column added to the service and not here
-            raise LookupError(f"no COPY column for {sorted(set(values) - known)}")
-        get = values.get
-        orders.append(
-            (order_id, data.external_id, data.updated_at, now, *[get(k, d) for k, d in defaults])
-        )
-        for line in data.lines:
-            found = match(line)
-            price = line.price if line.price is not None else (found[2] if found else None)
-            lines.append(
-                (
+    placed: list[PlacedOrder] = []
+
+    def order_rows():  # built while the COPY runs (see `copy_rows`)
+        for (data, customer), order_id in zip(items, ids, strict=True):
+            values = _order_values(data, customer)
+            if not known.issuperset(values):  # a column added to the service and not here
+                raise LookupError(f"no COPY column for {sorted(set(values) - known)}")
+            get = values.get
+            yield (
+                order_id,
+                data.external_id,
+                data.updated_at,
+                now,
+                *[get(k, d) for k, d in defaults],
+            )
+            placed.append(
+                PlacedOrder(
+                    order_id,
+                    values["customer_id"],
+                    values["name"],
+                    values["total"],
+                    values["placed_at"],
+                    values["test"],
+                    values.get("cancelled_at"),
+                )
+            )
+
+    def line_rows():  # `services.orders._line_values`, as tuples
+        match = products.match
+        for (data, _customer), order_id in zip(items, ids, strict=True):
+            for line in data.lines:
+                found = match(line)
+                price = line.price if line.price is not None else (found[2] if found else None)
+                yield (
                     order_id,
                     line.external_id,
                     found[0] if found else None,
@@ -192,20 +211,9 @@ def create_orders(items: list[tuple[OrderData, Customer | None]], products: Prod
                     line.quantity,
                     money(price),
                 )
-            )
-        placed.append(
-            PlacedOrder(
-                order_id,
-                values["customer_id"],
-                values["name"],
-                values["total"],
-                values["placed_at"],
-                values["test"],
-                values.get("cancelled_at"),
-            )
-        )
-    copy_rows(Order.__table__, (*ORDER_FIXED, *(k for k, _d in defaults)), orders)
-    copy_rows(OrderLine.__table__, LINE_COLUMNS, lines)  # line ids from the column default
+
+    copy_rows(Order.__table__, (*ORDER_FIXED, *(k for k, _d in defaults)), order_rows())
+    copy_rows(OrderLine.__table__, LINE_COLUMNS, line_rows())  # line ids from the default
     for data, customer in items:
         _note_customer_order(customer, data)
     db.session.flush()
@@ -219,7 +227,7 @@ def create_customers(refs: list[CustomerData]) -> dict[str, Customer]:
         return create_customers_one_statement_each(refs)
     now = utcnow()
     ids = take_ids(Customer.__tablename__, len(refs))
-    rows = [
+    rows = (
         (
             customer_id,
             normalise_email(ref.email),
@@ -235,7 +243,7 @@ def create_customers(refs: list[CustomerData]) -> dict[str, Customer]:
             ref.updated_at,
         )
         for ref, customer_id in zip(refs, ids, strict=True)
-    ]
+    )
     copy_rows(Customer.__table__, CUSTOMER_COLUMNS, rows)
     loaded = db.session.scalars(select(Customer).where(key_in(Customer.id, ids)))
     return {customer.email: customer for customer in loaded}

@@ -33,15 +33,19 @@ def key_in(column, values: list):
 
 
 def take_ids(table: str, count: int) -> list[int]:
-    """`count` ids from the table's sequence (safe beside concurrent inserts)."""
+    """`count` ids from the table's sequence (safe beside concurrent inserts); the sequence's
+    name is looked up once per connection, not once per id."""
     if not count:
         return []
+    names = db.session.connection().info.setdefault("id_sequences", {})
+    if table not in names:
+        names[table] = db.session.scalar(
+            text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": f'"{table}"'}
+        )
     return list(
         db.session.scalars(
-            text(
-                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
-            ),
-            {"table": f'"{table}"', "n": count},
+            text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
+            {"sequence": names[table], "n": count},
         )
     )
 
@@ -65,10 +69,13 @@ def copy_rows(table, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
     """COPY rows (value tuples in `columns` order) into a table, in binary format.
 
     psycopg converts the values (in C, with the binary driver) to the column types read
-    from the server, so nothing is formatted or escaped here. Columns left out take their
-    database default (ids from their sequence); Python-side defaults are the caller's."""
-    rows = list(rows)
-    if not rows:
+    from the server, so nothing is formatted or escaped here. `rows` may be a generator:
+    psycopg sends every ~32 kB as it fills, so the server inserts the first rows while the
+    caller builds the next. Columns left out take their database default (ids from their
+    sequence); Python-side defaults are the caller's."""
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
         return
     types = _column_types(table)
     preparer = db.session.get_bind().dialect.identifier_preparer
@@ -77,5 +84,6 @@ def copy_rows(table, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
     with raw.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types([types[c] for c in columns])
         write = copy.write_row
+        write(first)
         for row in rows:
             write(row)

@@ -90,19 +90,28 @@ class CsvRows:
                 except MissingColumns as exc:
                     raise ImportAborted(str(exc)) from None
                 self.labels = {key: header[indexes[0]].strip() for key, indexes in columns}
+                # Each column under one header (the usual file): one comprehension per row.
+                single = [(key, indexes[0]) for key, indexes in columns if len(indexes) == 1]
+                full = len(single) == len(columns)
+                needed = max((index for _key, index in single), default=-1)
                 number = 1
                 for row in reader:
                     number += 1
                     self.last_row = number
                     width = len(row)
-                    values = {}
-                    for key, indexes in columns:
-                        for index in indexes:
-                            if index < width:
-                                cell = row[index].strip()
-                                if cell:
-                                    values[key] = cell
-                                    break
+                    if full and width > needed:
+                        values = {
+                            key: cell for key, index in single if (cell := row[index].strip())
+                        }
+                    else:
+                        values = {}
+                        for key, indexes in columns:
+                            for index in indexes:
+                                if index < width:
+                                    cell = row[index].strip()
+                                    if cell:
+                                        values[key] = cell
+                                        break
                     if values:
                         yield number, values
         except UnicodeDecodeError:

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 from helpdesk.customer_context.ingest import bulk as bulk_mode
@@ -35,6 +36,7 @@ from helpdesk.customer_context.ingest.rows import (
     TRANSACTIONS,
     RowFormat,
     RowInvalid,
+    RowLoader,
 )
 from helpdesk.customer_context.models import Customer, Order
 from helpdesk.customer_context.schemas import CustomerData, LineData, OrderData
@@ -299,7 +301,7 @@ class OrderImporter:
 
 
 def _load_rows(
-    row_format: RowFormat, rows: list[tuple[int, dict]], labels: dict[str, str]
+    row_format: RowFormat | RowLoader, rows: list[tuple[int, dict]], labels: dict[str, str]
 ) -> list[tuple[int, dict]]:
     loaded = []
     for number, values in rows:
@@ -352,8 +354,12 @@ def _order_groups(rows: CsvRows, key: str, build) -> Iterator[tuple[list, object
         yield group, parsed
 
 
-def _transaction_order(group: list[tuple[int, dict]], labels: dict[str, str]) -> PendingOrder:
-    loaded = _load_rows(TRANSACTIONS, group, labels)
+def _transaction_order(
+    group: list[tuple[int, dict]],
+    labels: dict[str, str],
+    row_format: RowFormat | RowLoader = TRANSACTIONS,
+) -> PendingOrder:
+    loaded = _load_rows(row_format, group, labels)
     for number, values in loaded:
         if not values.get("customer_id") and not values.get("email"):
             raise RowProblem(number, f"row {number}: email: Give a customer_id or an email.")
@@ -397,8 +403,12 @@ def _transaction_order(group: list[tuple[int, dict]], labels: dict[str, str]) ->
     )
 
 
-def _shopify_order(group: list[tuple[int, dict]], labels: dict[str, str]) -> PendingOrder:
-    loaded = _load_rows(SHOPIFY_ORDERS, group, labels)
+def _shopify_order(
+    group: list[tuple[int, dict]],
+    labels: dict[str, str],
+    row_format: RowFormat | RowLoader = SHOPIFY_ORDERS,
+) -> PendingOrder:
+    loaded = _load_rows(row_format, group, labels)
     first_row, first = loaded[0]
     placed_at = first.get("created_at") or first.get("paid_at")
     if placed_at is None:
@@ -455,7 +465,8 @@ def import_transactions(path: Path, **options) -> ImportReport:
     """Generic CSV: customer_id,email,order_id,placed_at,total[,sku,quantity,category]."""
     rows = CsvRows(path, TRANSACTIONS)
     report = ImportReport("transactions")
-    groups = _order_groups(rows, "order_id", _transaction_order)
+    build = partial(_transaction_order, row_format=RowLoader(TRANSACTIONS))
+    groups = _order_groups(rows, "order_id", build)
     return OrderImporter(report, **options).run(groups)
 
 
@@ -463,5 +474,6 @@ def import_shopify_orders(path: Path, **options) -> ImportReport:
     """Shopify order export: one row per line item, order fields on the order's first row."""
     rows = CsvRows(path, SHOPIFY_ORDERS)
     report = ImportReport("Shopify orders")
-    groups = _order_groups(rows, "name", _shopify_order)
+    build = partial(_shopify_order, row_format=RowLoader(SHOPIFY_ORDERS))
+    groups = _order_groups(rows, "name", build)
     return OrderImporter(report, **options).run(groups)

@@ -178,6 +178,48 @@ class RowFormat:
         return loaded
 
 
+class RowLoader:
+    """`RowFormat.load` for the rows of one file, remembering each column's last valid value.
+
+    An order's rows repeat its id, time, customer and email, and a customer's orders follow
+    one another, so most cells equal the cell above: those skip their parser (the parsers
+    are pure, their values immutable). Only valid values are remembered, so a bad cell is
+    always parsed and reported with the parser's own message.
+    """
+
+    def __init__(self, row_format: RowFormat):
+        self._columns = [(c.key, c.parse, c.required) for c in row_format.columns]
+        self._last: dict[str, tuple[str, Any]] = {}
+
+    def load(self, values: dict[str, str]) -> dict[str, Any]:
+        """Typed values of one row; raises RowInvalid with every field's message."""
+        loaded: dict[str, Any] = {}
+        errors: dict[str, list[str]] | None = None
+        last = self._last
+        for key, parse, required in self._columns:
+            raw = values.get(key)
+            if raw is None:
+                if required:
+                    errors = errors or {}
+                    errors[key] = [MISSING]
+                continue
+            seen = last.get(key)
+            if seen is not None and seen[0] == raw:
+                loaded[key] = seen[1]
+                continue
+            try:
+                value = parse(raw)
+            except ValueError as exc:
+                errors = errors or {}
+                errors[key] = [str(exc)]
+                continue
+            last[key] = (raw, value)
+            loaded[key] = value
+        if errors:
+            raise RowInvalid(errors)
+        return loaded
+
+
 def _timestamp(value: str):
     return parse_timestamp(value)
 

@@ -14,9 +14,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
     func,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from helpdesk.database import Base, utcnow
 
@@ -252,7 +254,16 @@ class LoyaltyEntry(Base):
 
 
 class CustomerMetrics(Base):
-    """One row per customer: RFM, CLV and tier, maintained incrementally and recomputed nightly."""
+    """One row per customer: RFM, CLV and tier, maintained incrementally and recomputed nightly.
+
+    The full recompute writes only the rows whose stored values change, so a row it left alone
+    still holds the figures of the last write. What readers get is the row as of the last
+    computation that covered it: `as_of` is the last full recompute's as_of (from
+    `RfmBoundaries`) unless the row was written after that recompute (an order refreshed it),
+    and `recency_days` is derived from `last_order_at` and that `as_of`, so a day passing
+    changes nothing stored. `written_as_of` and `written_recency_days` are the stored columns
+    `as_of` and `recency_days`: as of the row's own last write.
+    """
 
     __tablename__ = "customer_metrics"
 
@@ -264,7 +275,8 @@ class CustomerMetrics(Base):
     orders_count: Mapped[int] = mapped_column(default=0)
     total_spent: Mapped[Decimal] = mapped_column(default=Decimal("0"))  # net of refunds
     aov: Mapped[Decimal] = mapped_column(default=Decimal("0"))
-    recency_days: Mapped[int | None]
+    # Recency as of written_as_of (readers use the recency_days property)
+    written_recency_days: Mapped[int | None] = mapped_column("recency_days")
     r_score: Mapped[int | None]
     f_score: Mapped[int | None]
     m_score: Mapped[int | None]
@@ -273,10 +285,18 @@ class CustomerMetrics(Base):
     clv_percentile: Mapped[float | None]  # 0..100, share of scored customers at or below
     tier: Mapped[str] = mapped_column(String(16), default="new")
     tier_since: Mapped[dt.datetime | None]
-    as_of: Mapped[dt.datetime | None]
+    # The as_of of the computation that last wrote this row (readers use as_of)
+    written_as_of: Mapped[dt.datetime | None] = mapped_column("as_of")
     computed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     customer: Mapped[Customer] = relationship(back_populates="metrics")
+
+    @property
+    def recency_days(self) -> int | None:
+        """Whole calendar days from the last counted order's date to as_of's (None unscored)."""
+        if self.last_order_at is None or self.as_of is None:
+            return None
+        return (self.as_of.date() - self.last_order_at.date()).days
 
 
 class RfmBoundaries(Base):
@@ -302,6 +322,23 @@ class RfmBoundaries(Base):
     # averaging every metrics row on each order. NULL on rows written before it existed.
     site_aov: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
 
+
+def _last_recompute(column):
+    return select(column).order_by(RfmBoundaries.id.desc()).limit(1).scalar_subquery()
+
+
+# A row the last recompute did not rewrite is as of that recompute; a row written after it
+# (computed_at later) is as of its own write. Uncorrelated subqueries of a one-row table: one
+# evaluation per statement on both engines.
+CustomerMetrics.as_of = column_property(
+    case(
+        (
+            CustomerMetrics.computed_at <= _last_recompute(RfmBoundaries.computed_at),
+            _last_recompute(RfmBoundaries.as_of),
+        ),
+        else_=CustomerMetrics.written_as_of,
+    )
+)
 
 Index("ix_customer_created_at", Customer.created_at)
 Index("ix_customer_name", Customer.last_name, Customer.first_name)

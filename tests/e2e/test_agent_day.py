@@ -45,7 +45,7 @@ def _seed(session) -> tuple[Ticket, Ticket]:
             total_spent=Decimal("184.00"),
             aov=Decimal("92.00"),
             clv=Decimal("552.00"),
-            recency_days=3,
+            written_recency_days=3,
             r_score=5,
             f_score=2,
             m_score=4,

@@ -43,7 +43,7 @@ def _shoppers(session) -> None:
                 total_spent=Decimal("150.00") * (i + 1),
                 aov=Decimal("50.00"),
                 clv=Decimal("300.00"),
-                recency_days=20,
+                written_recency_days=20,
                 tier="regular",
             )
         )

@@ -126,7 +126,7 @@ class CustomerMetricsFactory(ModelFactory):
     orders_count = 1
     total_spent = Decimal("50.00")
     aov = Decimal("50.00")
-    recency_days = 10
+    written_recency_days = 10
     r_score = 4
     f_score = 1
     m_score = 2
@@ -140,7 +140,7 @@ class CustomerMetricsFactory(ModelFactory):
             orders_count=23,
             total_spent=Decimal("2140.00"),
             aov=Decimal("93.04"),
-            recency_days=12,
+            written_recency_days=12,
             r_score=5,
             f_score=5,
             m_score=5,

@@ -104,6 +104,9 @@ def test_figures_describe_real_work(bench_result):
     assert figures["suppression_csv"]["worker_peak_rss_mb"] > 0
     value = figures["customer_value"]
     assert value["sql_floor"]["rows"] == value["recompute"]["scored"] > 0
+    # The same day twice writes nothing the second time; a day later, what moved.
+    assert value["recompute_rows_written"][1] == 0
+    assert value["recompute_next_day"]["rows_written"] > 0
     if importlib.util.find_spec("pandas") is not None:
         assert value["pandas"]["customers"] == value["recompute"]["scored"]
     else:  # the bench extra is not installed: the reference figure says so, nothing fails

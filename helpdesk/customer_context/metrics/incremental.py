@@ -210,7 +210,7 @@ def refresh_customer(
         metrics.orders_count = figures.frequency
         metrics.total_spent = d.from_cents(figures.monetary_cents)
         metrics.aov = d.from_cents(d.round_half_even(figures.monetary_cents, figures.frequency))
-        metrics.recency_days = figures.recency_days
+        metrics.written_recency_days = figures.recency_days
         metrics.r_score, metrics.f_score, metrics.m_score = scores.r, f, scores.m
         metrics.rfm_segment = d.segment_for(scores.r, f, scores.m)
         metrics.clv = d.from_cents(clv)
@@ -219,7 +219,7 @@ def refresh_customer(
 
     if metrics.tier != (old_tier or "new"):
         metrics.tier_since = as_of
-    metrics.as_of = as_of
+    metrics.written_as_of = as_of
     metrics.computed_at = utcnow()
     session.flush()
 
@@ -239,7 +239,7 @@ def _write_unscored(metrics: CustomerMetrics) -> None:
     metrics.first_order_at = metrics.last_order_at = None
     metrics.orders_count = 0
     metrics.total_spent = metrics.aov = metrics.clv = d.from_cents(0)
-    metrics.recency_days = metrics.r_score = metrics.f_score = metrics.m_score = None
+    metrics.written_recency_days = metrics.r_score = metrics.f_score = metrics.m_score = None
     metrics.rfm_segment = None
     metrics.clv_percentile = None
     metrics.tier = "new"

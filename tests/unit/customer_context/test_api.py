@@ -67,3 +67,17 @@ def test_context_reports_suppression(anon_client):
     _, token = make_api_key("customers:read")
     body = get(anon_client, f"/api/v1/customers/{customer.id}/context", token).get_json()
     assert body["suppression"] == {"suppressed": True, "reasons": ["open_ticket"]}
+
+
+def test_context_a_day_after_a_recompute_that_left_the_row_alone(anon_client):
+    import datetime as dt
+
+    customer = CustomerFactory()
+    day = dt.datetime(2024, 6, 30, 12, 0)
+    OrderFactory(customer=customer, placed_at=day - dt.timedelta(days=10))
+    recompute_all(day)
+    recompute_all(day + dt.timedelta(days=1))  # nothing stored changes for this customer
+    _, token = make_api_key("customers:read")
+    body = get(anon_client, f"/api/v1/customers/{customer.id}/context", token).get_json()
+    assert body["metrics"]["recency_days"] == 11
+    assert body["metrics"]["as_of"].startswith("2024-07-01T12:00")

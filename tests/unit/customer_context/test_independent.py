@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from sqlalchemy import select
 
-from helpdesk.customer_context.metrics import recompute_all, segment_for
+from helpdesk.customer_context.metrics import recompute, recompute_all, segment_for
 from helpdesk.customer_context.models import Customer, CustomerMetrics, Order, Refund
 from helpdesk.extensions import db
 from tests.factories.customer_context import CustomerFactory, OrderFactory, RefundFactory
@@ -102,11 +102,43 @@ def test_sql_recompute_matches_plain_python():
     expected = reference(AS_OF)
     assert len(expected) > 60
     recompute_all(AS_OF)
+    ties = len(expected) - len({r["clv"] for r in expected.values()})
+    assert ties > 0, "the data set must contain CLV ties"
+    assert_metrics_match(expected)
+
+
+def test_recomputes_on_later_days_match_plain_python_though_they_rewrite_fewer_rows():
+    """The recompute writes only rows whose values change: after earlier runs, other days and
+    changed orders, every row must still read exactly as DESIGN §4 computes it from scratch."""
+    build_random_store(seed=7)
+    earlier = AS_OF - dt.timedelta(days=40)
+    recompute(earlier)
+    assert_metrics_match(reference(earlier))
+    rnd = random.Random(8)
+    customers = db.session.scalars(select(Customer).order_by(Customer.id)).all()
+    for customer in rnd.sample(customers, 15):  # new orders between the two runs
+        OrderFactory(
+            customer=customer,
+            placed_at=dt.datetime.combine(earlier, dt.time(9))
+            + dt.timedelta(days=rnd.randint(1, 39)),
+            total=Decimal("40.00"),
+        )
+    orders = db.session.scalars(select(Order).order_by(Order.id)).all()
+    for order in rnd.sample(orders, 10):
+        order.cancelled_at = order.placed_at + dt.timedelta(hours=1)
+    RefundFactory(order=orders[0], amount=Decimal("0.01"))
+    db.session.flush()
+    report = recompute(AS_OF)
+    assert 0 < report.written < len(customers)
+    assert_metrics_match(reference(AS_OF))
+    assert recompute(AS_OF + dt.timedelta(days=1)).written < report.written
+    assert_metrics_match(reference(AS_OF + dt.timedelta(days=1)))
+
+
+def assert_metrics_match(expected: dict) -> None:
     db.session.expire_all()
     got = {m.customer_id: m for m in db.session.scalars(select(CustomerMetrics))}
     assert len(got) == db.session.query(Customer).count()
-    ties = len(expected) - len({r["clv"] for r in expected.values()})
-    assert ties > 0, "the data set must contain CLV ties"
     for cid, want in expected.items():
         m = got[cid]
         assert m.orders_count == want["frequency"], cid

@@ -250,3 +250,75 @@ def test_recompute_sees_unflushed_orm_changes(history):
     db.session.add(order)  # pending, not flushed
     recompute_all(AS_OF)
     assert metrics_of(customer).orders_count == 2
+
+
+def test_a_later_day_rewrites_only_the_rows_whose_values_change(history):
+    young = history([(10, 50), (100, 50)])  # first order < a year ago: CLV stays 300.00
+    old = history([(500, 60), (5, 40)])  # first order > a year ago: CLV falls every day
+    browser = CustomerFactory()
+    first = recompute(AS_OF)
+    assert metrics_of(old).clv == Decimal("219.00")  # 100 × 365 × 3 / 500
+    computed = {c.id: metrics_of(c).computed_at for c in (young, old, browser)}
+
+    later = AS_OF + dt.timedelta(days=1)
+    report = recompute(later)
+    assert first.written == 2  # the two buyers' new rows got their figures; the browser's not
+    assert report.written == 1  # only the old customer's CLV moved (10,950,000 / 501 cents)
+    m_old = metrics_of(old)
+    assert (m_old.clv, m_old.written_as_of, m_old.recency_days) == (Decimal("218.56"), later, 6)
+    assert m_old.computed_at > computed[old.id]
+    m_young = metrics_of(young)
+    # Not rewritten, yet read as of the later day: recency has grown by one.
+    assert m_young.computed_at == computed[young.id] and m_young.written_as_of == AS_OF
+    assert (m_young.as_of, m_young.recency_days, m_young.clv) == (later, 11, Decimal("300.00"))
+    assert metrics_of(browser).computed_at == computed[browser.id]
+    assert (metrics_of(browser).as_of, metrics_of(browser).recency_days) == (later, None)
+
+    assert recompute(later).written == 0  # the same day again: nothing to write
+
+
+def test_a_row_refreshed_after_the_recompute_is_read_as_of_its_refresh(history):
+    from helpdesk.customer_context.metrics import refresh_customer
+
+    buyer = history([(10, 50)])
+    other = history([(20, 30)])
+    recompute(AS_OF)
+    refreshed_on = AS_OF + dt.timedelta(days=2)
+    OrderFactory(customer=buyer, placed_at=refreshed_on, total=Decimal("25"))
+    refresh_customer(buyer.id, refreshed_on)
+    assert (metrics_of(buyer).as_of, metrics_of(buyer).recency_days) == (refreshed_on, 0)
+    assert (metrics_of(other).as_of, metrics_of(other).recency_days) == (AS_OF, 20)
+    recomputed_on = AS_OF + dt.timedelta(days=3)
+    recompute(recomputed_on)
+    assert (metrics_of(buyer).as_of, metrics_of(buyer).recency_days) == (recomputed_on, 1)
+    assert (metrics_of(other).as_of, metrics_of(other).recency_days) == (recomputed_on, 23)
+
+
+def test_a_recompute_as_of_an_earlier_day_is_read_as_of_that_day(history):
+    customer = history([(30, 50), (40, 50)])
+    recompute(AS_OF)
+    earlier = AS_OF - dt.timedelta(days=5)
+    assert recompute(earlier).written == 0  # same figures, CLV of a first order < a year ago
+    m = metrics_of(customer)
+    assert (m.written_as_of, m.as_of, m.recency_days) == (AS_OF, earlier, 25)
+
+
+def test_a_customer_whose_orders_are_all_cancelled_drops_to_new(history, captured):
+    regular = history([(1, 10), (2, 10), (3, 10)])
+    history([(1, 500)])  # someone else keeps the top CLV
+    recompute(AS_OF)
+    assert metrics_of(regular).tier == "regular"
+    captured["tier"].clear()
+    for order in regular_orders(regular):
+        order.cancelled_at = AS_OF
+    later = AS_OF + dt.timedelta(days=1)
+    report = recompute(later)  # every customer has a row: the one-pass tier comparison
+    assert [(cid, old, new) for cid, old, new in report.tier_changes] == [
+        (regular.id, "regular", "new")
+    ]
+    assert [(e["old"], e["new"], e["upward"]) for e in captured["tier"]] == [
+        ("regular", "new", False)
+    ]
+    m = metrics_of(regular)
+    assert (m.orders_count, m.r_score, m.tier, m.tier_since) == (0, None, "new", later)
+    assert (m.as_of, m.recency_days, report.customers, report.scored) == (later, None, 2, 1)

@@ -1,8 +1,9 @@
 """The ticket page's read model: the ticket with its thread, audit trail and who is on it.
 
-Complements `tickets.queries` (ticket, thread, related tickets, macros) with the audit trail
-and the presence list, each with its agents loaded in the same statement, so the page stays
-at a fixed number of statements whatever the history length; and the words the trail uses.
+Complements `tickets.queries` (related tickets, macros) with the page's own reads: the ticket
+as the page and as the sidebar need it, the thread, the audit trail and the presence list as
+rows with their agents' names joined, so the page stays at a fixed number of statements
+whatever the history length; and the words the trail uses.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import datetime as dt
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import joinedload, lazyload, load_only
 
-from helpdesk.customer_context.models import Order
+from helpdesk.auth.models import Agent
+from helpdesk.customer_context.models import Customer, Order
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
 from helpdesk.tickets.models import Ticket, TicketEvent, TicketMessage, TicketPresence
@@ -35,54 +37,169 @@ FIELD_LABELS = {
 }
 
 
-def ticket_events(ticket_id: int) -> list[TicketEvent]:
-    """The audit trail, newest first, with each actor loaded."""
-    return list(
-        db.session.scalars(
-            select(TicketEvent)
-            .where(TicketEvent.ticket_id == ticket_id)
-            .options(joinedload(TicketEvent.actor))
-            .order_by(TicketEvent.id.desc())
-        )
+# The page's reads are prebuilt SELECTs of columns with bound parameters: no ORM entities
+# to build for the thread, trail and presence list (the agents' names are joined as columns),
+# and no statement to construct per request.
+
+_TICKET_FOR_PAGE = (
+    select(Ticket)
+    .options(
+        # What the page shows of the customer; the rest, and the assignee (the page shows
+        # `assignee_id` only), load on first use.
+        joinedload(Ticket.customer).load_only(
+            Customer.first_name, Customer.last_name, Customer.email
+        ),
+        lazyload(Ticket.assignee),
+        joinedload(Ticket.tags),
+    )
+    .where(Ticket.id == bindparam("ticket_id"))
+)
+
+_TICKET_FOR_SIDEBAR = (
+    select(Ticket)
+    .options(
+        load_only(Ticket.id, Ticket.customer_id, Ticket.status),
+        lazyload(Ticket.customer),
+        lazyload(Ticket.assignee),
+        lazyload(Ticket.tags),
+    )
+    .where(Ticket.id == bindparam("ticket_id"))
+)
+
+
+def ticket_for_page(ticket_id: int) -> Ticket | None:
+    """The ticket with what its page shows of the customer and its tags (one statement)."""
+    return (
+        db.session.execute(_TICKET_FOR_PAGE, {"ticket_id": ticket_id}).unique().scalar_one_or_none()
     )
 
 
-def others_present(ticket_id: int, agent_id: int, now: dt.datetime | None = None) -> list:
+def ticket_for_sidebar(ticket_id: int) -> Ticket | None:
+    """The ticket as the sidebar and its panels read it: id, customer and status (the
+    other columns load on first use)."""
+    return db.session.execute(_TICKET_FOR_SIDEBAR, {"ticket_id": ticket_id}).scalar_one_or_none()
+
+
+class ThreadMessage(NamedTuple):
+    """A message as the thread shows it: columns, with the author agent's name."""
+
+    id: int
+    author_type: str
+    author_name: str | None  # the agent who wrote it, if any
+    internal: bool
+    body_text: str
+    body_html: str | None
+    merged_from_ticket_id: int | None
+    created_at: dt.datetime
+
+
+_THREAD = (
+    select(
+        TicketMessage.id,
+        TicketMessage.author_type,
+        Agent.name,
+        TicketMessage.internal,
+        TicketMessage.body_text,
+        TicketMessage.body_html,
+        TicketMessage.merged_from_ticket_id,
+        TicketMessage.created_at,
+    )
+    .outerjoin(Agent, Agent.id == TicketMessage.author_agent_id)
+    .where(TicketMessage.ticket_id == bindparam("ticket_id"))
+    .order_by(TicketMessage.created_at, TicketMessage.id)
+)
+
+
+def thread_messages(ticket_id: int) -> list[ThreadMessage]:
+    """The ticket's messages with internal notes, oldest first (one statement)."""
+    return [ThreadMessage(*row) for row in db.session.execute(_THREAD, {"ticket_id": ticket_id})]
+
+
+class AuditEntry(NamedTuple):
+    """A line of the audit trail: the event's columns and its actor's name."""
+
+    id: int
+    field: str
+    old_value: str | None
+    new_value: str | None
+    actor_name: str | None  # the agent who made the change, if any
+    actor_label: str | None
+    merged_from_ticket_id: int | None
+    created_at: dt.datetime
+
+
+_EVENTS = (
+    select(
+        TicketEvent.id,
+        TicketEvent.field,
+        TicketEvent.old_value,
+        TicketEvent.new_value,
+        Agent.name,
+        TicketEvent.actor_label,
+        TicketEvent.merged_from_ticket_id,
+        TicketEvent.created_at,
+    )
+    .outerjoin(Agent, Agent.id == TicketEvent.actor_id)
+    .where(TicketEvent.ticket_id == bindparam("ticket_id"))
+    .order_by(TicketEvent.id.desc())
+)
+
+
+def ticket_events(ticket_id: int) -> list[AuditEntry]:
+    """The audit trail, newest first, with each actor's name (one statement)."""
+    return [AuditEntry(*row) for row in db.session.execute(_EVENTS, {"ticket_id": ticket_id})]
+
+
+class PresentAgent(NamedTuple):
+    """Another agent on the ticket."""
+
+    name: str
+    replying: bool
+    seen_at: dt.datetime
+
+
+_PRESENT = (
+    select(Agent.name, TicketPresence.replying, TicketPresence.seen_at)
+    .join(Agent, Agent.id == TicketPresence.agent_id)
+    .where(
+        TicketPresence.ticket_id == bindparam("ticket_id"),
+        TicketPresence.agent_id != bindparam("agent_id"),
+        TicketPresence.seen_at >= bindparam("since"),
+    )
+)
+
+
+def others_present(
+    ticket_id: int, agent_id: int, now: dt.datetime | None = None
+) -> list[PresentAgent]:
     """Agents other than `agent_id` who polled the ticket recently, replying ones first."""
     since = (now or utcnow()) - PRESENCE_FRESH
-    rows = db.session.scalars(
-        select(TicketPresence)
-        .where(
-            TicketPresence.ticket_id == ticket_id,
-            TicketPresence.agent_id != agent_id,
-            TicketPresence.seen_at >= since,
-        )
-        .options(joinedload(TicketPresence.agent))
-    ).all()
-    return sorted(rows, key=lambda p: (not p.replying, p.agent.name.lower()))
+    rows = db.session.execute(
+        _PRESENT, {"ticket_id": ticket_id, "agent_id": agent_id, "since": since}
+    )
+    present = [PresentAgent(*row) for row in rows]
+    return sorted(present, key=lambda p: (not p.replying, p.name.lower()))
 
 
-def message_kind(message: TicketMessage) -> str:
+def message_kind(message: ThreadMessage) -> str:
     """customer | agent | internal | system: the thread's visual class of a message."""
     if message.internal:
         return "internal"
     return message.author_type if message.author_type in ("customer", "agent") else "system"
 
 
-def message_author(message: TicketMessage, ticket: Ticket) -> str:
+def message_author(message: ThreadMessage, ticket: Ticket) -> str:
     """Who wrote a message, as the thread shows it."""
     if message.author_type == "customer":
         return ticket.customer.name
-    if message.author_agent is not None:
-        return message.author_agent.name
-    return "System"
+    return message.author_name or "System"
 
 
 def _value(value: str | None) -> str:
     return value if value not in (None, "") else "none"
 
 
-def describe_event(event: TicketEvent) -> str:
+def describe_event(event: AuditEntry) -> str:
     """One line of the audit trail in words: "Status open → solved", "Tag added: vip"."""
     field, old, new = event.field, event.old_value, event.new_value
     fixed = {
@@ -108,11 +225,9 @@ def describe_event(event: TicketEvent) -> str:
     return f"{label} {_value(old)} → {_value(new)}"
 
 
-def event_actor(event: TicketEvent) -> str:
+def event_actor(event: AuditEntry) -> str:
     """Who made a change: the agent's name, else the recorded label (system, a rule...)."""
-    if event.actor is not None:
-        return event.actor.name
-    return event.actor_label or "system"
+    return event.actor_name or event.actor_label or "system"
 
 
 class OrderChoice(NamedTuple):
@@ -124,20 +239,24 @@ class OrderChoice(NamedTuple):
     total: Decimal
 
 
+_ORDER_COLUMNS = (Order.id, Order.name, Order.placed_at, Order.total)
+_LATEST_ORDERS = (
+    select(*_ORDER_COLUMNS)
+    .where(Order.customer_id == bindparam("customer_id"))
+    .order_by(Order.placed_at.desc(), Order.id.desc())
+    .limit(bindparam("limit"))
+)
+_LINKED_ORDER = select(*_ORDER_COLUMNS).where(Order.id == bindparam("order_id"))
+
+
 def order_choices(
     customer_id: int, current_id: int | None = None, limit: int = 25
 ) -> list[OrderChoice]:
     """The customer's latest orders for the related-order picker (plus the linked one)."""
-    columns = (Order.id, Order.name, Order.placed_at, Order.total)
-    latest = (
-        select(*columns)
-        .where(Order.customer_id == customer_id)
-        .order_by(Order.placed_at.desc(), Order.id.desc())
-        .limit(limit)
-    )
-    orders = [OrderChoice(*row) for row in db.session.execute(latest)]
+    rows = db.session.execute(_LATEST_ORDERS, {"customer_id": customer_id, "limit": limit})
+    orders = [OrderChoice(*row) for row in rows]
     if current_id is not None and all(o.id != current_id for o in orders):
-        linked = db.session.execute(select(*columns).where(Order.id == current_id)).first()
+        linked = db.session.execute(_LINKED_ORDER, {"order_id": current_id}).first()
         if linked is not None:
             orders.append(OrderChoice(*linked))
     return orders

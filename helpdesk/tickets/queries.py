@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sqlalchemy import case, exists, func, or_, select
+from sqlalchemy import bindparam, case, exists, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from helpdesk.extensions import db
@@ -86,13 +86,18 @@ class TicketLine(NamedTuple):
     created_at: dt.datetime
 
 
+_PREVIOUS = (
+    select(Ticket.id, Ticket.subject, Ticket.status, Ticket.category, Ticket.created_at)
+    .where(Ticket.customer_id == bindparam("customer_id"), Ticket.id != bindparam("exclude_id"))
+    .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 def previous_tickets(customer_id: int, exclude_id: int, limit: int = 10) -> list[TicketLine]:
     """The customer's most recent tickets but one, newest first (one statement)."""
     rows = db.session.execute(
-        select(Ticket.id, Ticket.subject, Ticket.status, Ticket.category, Ticket.created_at)
-        .where(Ticket.customer_id == customer_id, Ticket.id != exclude_id)
-        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-        .limit(limit)
+        _PREVIOUS, {"customer_id": customer_id, "exclude_id": exclude_id, "limit": limit}
     )
     return [TicketLine(*row) for row in rows]
 
@@ -122,20 +127,35 @@ def ticket_thread(ticket_id: int, include_internal: bool = True) -> list[TicketM
     return list(db.session.scalars(stmt))
 
 
-def related_tickets(ticket: Ticket) -> dict[str, list[Ticket]]:
+class TicketLink(NamedTuple):
+    """A ticket linked to another (merged, follow-up): what the ticket page shows of it."""
+
+    id: int
+    subject: str
+    merged_into_id: int | None
+    follow_up_of_id: int | None
+
+
+_RELATED = (
+    select(Ticket.id, Ticket.subject, Ticket.merged_into_id, Ticket.follow_up_of_id)
+    .where(
+        or_(
+            Ticket.merged_into_id == bindparam("ticket_id"),
+            Ticket.follow_up_of_id == bindparam("ticket_id"),
+            Ticket.id.in_(bindparam("link_ids", expanding=True)),
+        )
+    )
+    .order_by(Ticket.id)
+)
+
+
+def related_tickets(ticket: Ticket) -> dict[str, list[TicketLink]]:
     """Tickets linked to this one: merged into it, follow-ups of it, and what it follows up."""
     ids = [t for t in (ticket.merged_into_id, ticket.follow_up_of_id) if t is not None]
-    rows = db.session.scalars(
-        select(Ticket)
-        .where(
-            or_(
-                Ticket.merged_into_id == ticket.id,
-                Ticket.follow_up_of_id == ticket.id,
-                Ticket.id.in_(ids),
-            )
-        )
-        .order_by(Ticket.id)
-    ).all()
+    rows = [
+        TicketLink(*row)
+        for row in db.session.execute(_RELATED, {"ticket_id": ticket.id, "link_ids": ids})
+    ]
     return {
         "merged_into": [t for t in rows if t.id == ticket.merged_into_id],
         "follows_up": [t for t in rows if t.id == ticket.follow_up_of_id],

@@ -63,7 +63,7 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
 def _full_ticket_context(ticket: Ticket, **extra) -> dict:
     context = _ticket_context(ticket, **extra)
     context.update(
-        messages=queries.ticket_thread(ticket.id),
+        messages=ticket_page.thread_messages(ticket.id),
         events=ticket_page.ticket_events(ticket.id),
         present=ticket_page.others_present(ticket.id, context["me"].id),
         macros=queries.macro_choices(ticket.category),
@@ -76,7 +76,9 @@ def _full_ticket_context(ticket: Ticket, **extra) -> dict:
 @role_required("agent")
 def show(ticket_id: int):
     """The ticket: thread, composer, fields, audit trail, SLA; the sidebar loads after."""
-    ticket = _load_ticket(ticket_id)
+    ticket = ticket_page.ticket_for_page(ticket_id)
+    if ticket is None:
+        abort(404)
     context = _full_ticket_context(ticket)
     macro_id = request.args.get("macro_id", "")
     if macro_id:  # the macro picker without JavaScript: preview, then insert
@@ -176,7 +178,7 @@ def post_message(ticket_id: int):
     if not is_htmx():
         flash("Note added." if mode == "note" else "Reply sent.", "success")
         return redirect(url_for("tickets.show", ticket_id=ticket.id, _anchor=f"msg-{message_id}"))
-    message = next(m for m in queries.ticket_thread(ticket.id) if m.id == message_id)
+    message = next(m for m in ticket_page.thread_messages(ticket.id) if m.id == message_id)
     context = _ticket_context(ticket, composer={**composer, "body": "", "macro_id": ""})
     context["composer"]["errors"] = {}
     return fragments(
@@ -372,7 +374,9 @@ def sidebar(ticket_id: int):
     """The customer sidebar: summary, previous tickets and contributed panels."""
     from helpdesk.tickets.sidebar import compose_sidebar
 
-    ticket = _load_ticket(ticket_id)
+    ticket = ticket_page.ticket_for_sidebar(ticket_id)
+    if ticket is None:
+        abort(404)
     composed = compose_sidebar(ticket)
     context = {
         "ticket": ticket,

@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -27,7 +28,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.orm import contains_eager, joinedload
+from sqlalchemy.orm import joinedload
 
 from helpdesk.auth.models import Agent
 from helpdesk.customer_context.models import Customer, CustomerMetrics
@@ -374,11 +375,86 @@ def sla_display(ticket: Ticket, now: dt.datetime | None = None) -> SlaDisplay:
 # --- the page -----------------------------------------------------------------------------------
 
 
+class CustomerBrief(NamedTuple):
+    name: str
+    email: str
+
+
+class AssigneeBrief(NamedTuple):
+    name: str
+
+
+# Customer.name's rule (full name, else the email) applied to a row's columns.
+_customer_name = Customer.name.fget
+
+
+@dataclass(slots=True)
+class QueueTicket:
+    """A ticket as a queue row shows it: columns, not an entity (50 entities with their
+    customers and assignees were most of the page's CPU)."""
+
+    id: int
+    subject: str
+    status: str
+    priority: str
+    category: str | None
+    escalated: bool
+    merged_into_id: int | None
+    last_message_at: dt.datetime
+    first_response_due_at: dt.datetime | None
+    resolution_due_at: dt.datetime | None
+    first_responded_at: dt.datetime | None
+    solved_at: dt.datetime | None
+    sla_paused_at: dt.datetime | None
+    customer: CustomerBrief
+    assignee: AssigneeBrief | None
+    tag_names: list[str] = field(default_factory=list)
+
+
+_ROW_COLUMNS = (
+    Ticket.id,
+    Ticket.subject,
+    Ticket.status,
+    Ticket.priority,
+    Ticket.category,
+    Ticket.escalated,
+    Ticket.merged_into_id,
+    Ticket.last_message_at,
+    Ticket.first_response_due_at,
+    Ticket.resolution_due_at,
+    Ticket.first_responded_at,
+    Ticket.solved_at,
+    Ticket.sla_paused_at,
+    Customer.first_name,
+    Customer.last_name,
+    Customer.email,
+    Agent.name,
+    CustomerMetrics.clv,
+    CustomerMetrics.tier,
+)
+_KEYS_AT = len(_ROW_COLUMNS)
+
+
+def _queue_row(row, now: dt.datetime) -> QueueRow:
+    first_name, last_name, email, assignee = row[13:17]
+    ticket = QueueTicket(
+        *row[:13],
+        customer=CustomerBrief(
+            _customer_name(
+                SimpleNamespace(first_name=first_name, last_name=last_name, email=email)
+            ),
+            email,
+        ),
+        assignee=AssigneeBrief(assignee) if assignee is not None else None,
+    )
+    return QueueRow(ticket=ticket, clv=row[17], tier=row[18], sla=sla_display(ticket, now))
+
+
 @dataclass
 class QueueRow:
     """One line of the queue: the ticket with what the agent needs to triage it."""
 
-    ticket: Ticket
+    ticket: QueueTicket
     clv: Decimal | None
     tier: str | None
     sla: SlaDisplay
@@ -419,10 +495,12 @@ def queue_page(
     if filters.sort == "value":
         # The page's ids and sort keys come from index walks (`_value_walk`, filters and
         # cursor applied there); the rows are loaded for those ids only.
-        walk = _value_walk(conditions, boundary, forward, page_size + 1)
+        walk = _value_walk(
+            conditions, boundary, forward, page_size + 1, join_customer=bool(filters.q)
+        )
         keys = [(walk.c.sort_key, True, "dec"), (walk.c.id, True, "int")]
     key_columns = [expression.label(f"sort_key_{i}") for i, (expression, _, _) in enumerate(keys)]
-    stmt = select(Ticket, CustomerMetrics.clv, CustomerMetrics.tier, *key_columns)
+    stmt = select(*_ROW_COLUMNS, *key_columns)
     if walk is not None:
         stmt = stmt.select_from(walk).join(Ticket, Ticket.id == walk.c.id)
     else:
@@ -432,37 +510,30 @@ def queue_page(
     stmt = (
         stmt.join(Customer, Customer.id == Ticket.customer_id)
         .outerjoin(CustomerMetrics, CustomerMetrics.customer_id == Ticket.customer_id)
-        .options(
-            # What a row shows of them: the customer's JSON and text columns and the agent's
-            # password hash are not read, nor turned into Python values, 50 times a page.
-            contains_eager(Ticket.customer).load_only(
-                Customer.email, Customer.first_name, Customer.last_name
-            ),
-            joinedload(Ticket.assignee).load_only(Agent.name),
-        )
+        .outerjoin(Agent, Agent.id == Ticket.assignee_id)
         .order_by(*_order(keys, forward))
         .limit(page_size + 1)
     )
 
-    result = db.session.execute(stmt).unique().all()
+    result = db.session.execute(stmt).all()
     more = len(result) > page_size
     result = result[:page_size]
     if not forward:
         result.reverse()
 
     now = now or utcnow()
-    rows = [QueueRow(ticket=r[0], clv=r[1], tier=r[2], sla=sla_display(r[0], now)) for r in result]
+    rows = [_queue_row(r, now) for r in result]
     page = QueuePage(rows=rows, filters=filters, page_size=page_size)
     if rows:
-        first_key = list(result[0][3:])
-        last_key = list(result[-1][3:])
+        first_key = list(result[0][_KEYS_AT:])
+        last_key = list(result[-1][_KEYS_AT:])
         has_next = more if forward else True
         has_prev = (boundary is not None) if forward else more
         if has_next:
             page.next_cursor = encode_cursor(filters.sort, "after", last_key)
         if has_prev:
             page.prev_cursor = encode_cursor(filters.sort, "before", first_key)
-    _attach_previews(rows)
+    _attach_tags_and_previews(rows)
     return page
 
 
@@ -474,7 +545,9 @@ def _order(keys, forward: bool) -> list:
     return order
 
 
-def _value_walk(conditions: list, boundary: list | None, forward: bool, limit: int):
+def _value_walk(
+    conditions: list, boundary: list | None, forward: bool, limit: int, join_customer: bool
+):
     """(id, sort_key) of the next `limit` tickets by customer value, as a subquery.
 
     Sorting on `coalesce(clv, 0)` over the join reads and sorts the whole view. Split by the
@@ -485,7 +558,8 @@ def _value_walk(conditions: list, boundary: list | None, forward: bool, limit: i
     part only reads rows while the parts before it have found fewer than `limit` (its LIMIT
     is 0 otherwise: the zero part, which no index serves, runs only at the end of the list). The
     caller sorts the union again. Rows and order are those of `ORDER BY coalesce(clv, 0) DESC,
-    ticket.id DESC`.
+    ticket.id DESC`. The customer is joined only when a condition reads it (the search):
+    three joins fewer to plan otherwise (1.7 -> 1.1 ms of planning at medium).
     """
     zero = literal(Decimal("0.00"), CustomerMetrics.clv.type)
     signs = ("positive", "zero", "negative") if forward else ("negative", "zero", "positive")
@@ -495,7 +569,7 @@ def _value_walk(conditions: list, boundary: list | None, forward: bool, limit: i
             value = zero
             stmt = (
                 select(Ticket.id.label("id"), value.label("sort_key"))
-                .join(Customer, Customer.id == Ticket.customer_id)
+                .select_from(Ticket)
                 .outerjoin(CustomerMetrics, CustomerMetrics.customer_id == Ticket.customer_id)
                 .where(func.coalesce(CustomerMetrics.clv, 0) == 0)
             )
@@ -505,9 +579,10 @@ def _value_walk(conditions: list, boundary: list | None, forward: bool, limit: i
                 select(Ticket.id.label("id"), value.label("sort_key"))
                 .select_from(CustomerMetrics)
                 .join(Ticket, Ticket.customer_id == CustomerMetrics.customer_id)
-                .join(Customer, Customer.id == Ticket.customer_id)
                 .where(CustomerMetrics.clv > 0 if sign == "positive" else CustomerMetrics.clv < 0)
             )
+        if join_customer:
+            stmt = stmt.join(Customer, Customer.id == Ticket.customer_id)
         keys = [(value, True, "dec"), (Ticket.id, True, "int")]
         stmt = stmt.where(*conditions)
         if boundary is not None:
@@ -524,11 +599,19 @@ def _value_walk(conditions: list, boundary: list | None, forward: bool, limit: i
     return union_all(*(select(part) for part in parts)).subquery("value_walk")
 
 
-def _attach_previews(rows: list[QueueRow]) -> None:
-    """The start of each row's last public message, in one statement."""
+def _attach_tags_and_previews(rows: list[QueueRow]) -> None:
+    """Each row's tags, and the start of its last public message: two statements."""
     if not rows:
         return
     ids = [row.ticket.id for row in rows]
+    by_id = {row.ticket.id: row for row in rows}
+    tags = db.session.execute(
+        select(TicketTag.ticket_id, TicketTag.tag)
+        .where(TicketTag.ticket_id.in_(ids))
+        .order_by(TicketTag.tag)
+    )
+    for ticket_id, tag in tags:
+        by_id[ticket_id].ticket.tag_names.append(tag)
     latest = (
         select(func.max(TicketMessage.id))
         .where(TicketMessage.ticket_id.in_(ids), TicketMessage.internal.is_(False))
@@ -541,9 +624,8 @@ def _attach_previews(rows: list[QueueRow]) -> None:
             func.substr(TicketMessage.body_text, 1, 160),
         ).where(TicketMessage.id.in_(latest))
     ).all()
-    by_ticket = {ticket_id: (author, text) for ticket_id, author, text in found}
-    for row in rows:
-        author, text = by_ticket.get(row.ticket.id, ("", ""))
+    for ticket_id, author, text in found:
+        row = by_id[ticket_id]
         row.preview = " ".join((text or "").split())
         row.preview_author = author
 

@@ -340,6 +340,25 @@ def test_value_sort_is_the_coalesced_clv_order_across_signs_and_pages(agent):
     assert ids(queue_page(QueueFilters(view="open", sort="value"), agent.id)) == open_only
 
 
+def test_value_sort_with_a_search_on_the_customer(agent):
+    """The value walk joins the customer only for a search; with one, it still filters on the
+    customer's name and orders by value across the signs."""
+    matching = []
+    for value in (Decimal("-20"), Decimal("900"), None, Decimal("15")):
+        customer = CustomerFactory(last_name="Quennell")
+        if value is not None:
+            CustomerMetricsFactory(customer=customer, clv=value)
+        matching.append((TicketFactory(customer=customer), value or Decimal("0")))
+    other = CustomerFactory(last_name="Other")
+    CustomerMetricsFactory(customer=other, clv=Decimal("5000"))
+    TicketFactory(customer=other)
+    expected = [t.id for t, clv in sorted(matching, key=lambda item: (-item[1], -item[0].id))]
+    filters = QueueFilters(view="all", sort="value", q="quennell")
+    assert ids(queue_page(filters, agent.id)) == expected
+    forward, backward = walk(filters, agent.id, page_size=2)
+    assert forward == expected and backward == expected
+
+
 def test_sla_due_at_follows_the_tickets_clock(agent, customer):
     """The stored sort key is `sla.next_deadline` while the clock runs, else never due."""
     from helpdesk.extensions import db

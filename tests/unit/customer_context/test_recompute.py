@@ -322,3 +322,15 @@ def test_a_customer_whose_orders_are_all_cancelled_drops_to_new(history, capture
     m = metrics_of(regular)
     assert (m.orders_count, m.r_score, m.tier, m.tier_since) == (0, None, "new", later)
     assert (m.as_of, m.recency_days, report.customers, report.scored) == (later, None, 2, 1)
+
+
+def test_metrics_pages_keep_room_for_hot_updates_on_postgresql():
+    import pytest
+    from sqlalchemy import text
+
+    if db.session.get_bind().dialect.name != "postgresql":
+        pytest.skip("fillfactor is a PostgreSQL storage parameter")
+    options = db.session.execute(
+        text("SELECT reloptions FROM pg_class WHERE relname = 'customer_metrics'")
+    ).scalar_one()
+    assert "fillfactor=50" in options

@@ -314,6 +314,21 @@ def test_rows_carry_the_last_public_message(agent):
     assert (row.preview, row.preview_author) == ("We are on it", "agent")
 
 
+def test_rows_carry_their_tags_sorted_and_nothing_when_there_is_none(agent):
+    from helpdesk.extensions import db
+
+    tagged = TicketFactory()
+    for tag in ("zeta", "alpha", "late-parcel"):
+        tagged.tags.append(TicketTag(tag=tag))
+    TicketMessageFactory(ticket=tagged, internal=True, body_text="only a note")
+    bare = TicketFactory()
+    db.session.flush()
+    rows = {row.ticket.id: row for row in queue_page(QueueFilters(view="all"), agent.id).rows}
+    assert rows[tagged.id].ticket.tag_names == ["alpha", "late-parcel", "zeta"]
+    assert (rows[tagged.id].preview, rows[tagged.id].preview_author) == ("", "")
+    assert rows[bare.id].ticket.tag_names == []
+
+
 def test_value_sort_is_the_coalesced_clv_order_across_signs_and_pages(agent):
     """Positive, zero, negative and missing CLVs, with ties: one order, pages without gaps."""
     values = [Decimal("300"), Decimal("0"), Decimal("-50"), None, Decimal("300"), Decimal("7")]

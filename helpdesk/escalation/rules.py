@@ -143,7 +143,10 @@ def ticket_text(ticket: Ticket) -> str:
 
 
 class CustomerFactsCache(dict):
-    """Customer facts by customer id, shared across tickets in one run (dry-run, SLA job)."""
+    """Customer facts by customer id, shared across tickets in one run (dry-run, SLA job, a
+    customer's open tickets after an order), and the active rules, read once per run."""
+
+    rules: list | None = None  # services.evaluate_ticket fills it on first use
 
 
 class TicketFacts:

@@ -171,7 +171,12 @@ def evaluate_ticket(
         return None
     if ticket.id in _evaluating.get():
         return None
-    rules = queries.rules_in_order(active_only=True)
+    if cache is None:
+        rules = queries.rules_in_order(active_only=True)
+    else:  # one read of the rules for every ticket of the run
+        if cache.rules is None:
+            cache.rules = queries.rules_in_order(active_only=True)
+        rules = cache.rules
     if not rules:
         return None
     unresolved, fired = queries.guard_state(ticket.id)

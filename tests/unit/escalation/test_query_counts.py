@@ -45,3 +45,18 @@ def test_queue_statements_do_not_grow_with_escalations(lead_client, open_complai
     for _ in range(5):
         open_complaint(CustomerMetricsFactory(high_value=True).customer)
     assert measure() == one
+
+
+def test_an_order_reads_the_rules_once_for_all_the_customers_open_tickets(
+    open_complaint, first_timer, count_queries
+):
+    from helpdesk.escalation.handlers import on_customer_metrics_changed
+
+    for n in range(3):
+        open_complaint(first_timer, category="question", subject=f"Question {n}")
+    count_queries.reset()
+    on_customer_metrics_changed("test", customer=first_timer)
+    statements = [" ".join(s.split()) for s in count_queries.statements]
+    assert sum("FROM escalation_rule" in s for s in statements) == 1, statements
+    # Each open ticket still gets its own guard look-up (the rules were tried on all three).
+    assert sum(s.startswith("SELECT escalation.rule_id") for s in statements) == 3, statements

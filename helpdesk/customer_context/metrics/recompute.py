@@ -144,12 +144,6 @@ TIER_CHANGES_SQL = """
 # two scans of ~0.05 s) and the tier changes are one pass over the rows.
 COUNTS_SQL = "SELECT (SELECT COUNT(*) FROM customer), (SELECT COUNT(*) FROM customer_metrics)"
 
-TIER_CHANGES_EVERY_ROW_SQL = """
-    SELECT m.customer_id, m.tier AS old_tier, COALESCE(s.tier, 'new') AS new_tier
-    FROM customer_metrics m LEFT JOIN rfm_scratch s ON s.customer_id = m.customer_id
-    WHERE m.tier <> COALESCE(s.tier, 'new')
-"""
-
 # An anti-join picks the (usually no) customers without a metrics row: on the PostgreSQL
 # medium set a hash anti-join takes 0.57 s where probing the unique index for every customer
 # with ON CONFLICT alone took 1.83 s. Its worst plan is a nested loop over the primary key,
@@ -200,6 +194,18 @@ def _differs_sql(dialect: str, values, table: str = "customer_metrics") -> str:
     """True when any stored value differs from its new value (NULL-safe on both engines)."""
     op = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
     return " OR ".join(f"{table}.{column} {op} {value}" for column, value in values)
+
+
+def _changes_every_row_sql(dialect: str) -> str:
+    """When every customer has a row: in one pass over them, the tier changes and the rows
+    that are no longer scored but not yet the zero row (`unscored` = 1)."""
+    return f"""
+        SELECT m.customer_id, m.tier AS old_tier, COALESCE(s.tier, 'new') AS new_tier,
+               CASE WHEN s.customer_id IS NULL THEN 1 ELSE 0 END AS unscored
+        FROM customer_metrics m LEFT JOIN rfm_scratch s ON s.customer_id = m.customer_id
+        WHERE m.tier <> COALESCE(s.tier, 'new')
+           OR (s.customer_id IS NULL AND ({_differs_sql(dialect, UNSCORED_VALUES, "m")}))
+    """
 
 
 def _update_scored_sql(dialect: str) -> str:
@@ -277,18 +283,25 @@ def recompute(as_of: dt.datetime | dt.date | None = None) -> RecomputeReport:
             {"cutoff": d.order_cutoff(as_of), "as_of_day": d.day_number(as_of)},
         )
         if dialect == "postgresql":
-            conn.execute(text("ANALYZE rfm_scratch"))  # temp tables are never auto-analysed
+            # Temp tables are never auto-analysed; the joins need the row count and the key's
+            # statistics only (0.07-0.11 s instead of 0.15-0.34 s for every column, medium).
+            conn.execute(text("ANALYZE rfm_scratch (customer_id)"))
         customers, rows = conn.execute(text(COUNTS_SQL)).one()
-        missing = customers != rows
-        changes = TIER_CHANGES_SQL if missing else TIER_CHANGES_EVERY_ROW_SQL
-        report.tier_changes = [
-            (int(cid), old, new) for cid, old, new in conn.execute(text(changes))
-        ]
-        if missing:
+        if customers != rows:
+            report.tier_changes = [
+                (int(cid), old, new) for cid, old, new in conn.execute(text(TIER_CHANGES_SQL))
+            ]
             rows += conn.execute(_typed(INSERT_MISSING_SQL), params).rowcount
+            unscored_to_zero = True
+        else:
+            found = conn.execute(text(_changes_every_row_sql(dialect))).all()
+            report.tier_changes = [(int(r[0]), r[1], r[2]) for r in found if r[1] != r[2]]
+            unscored_to_zero = any(r[3] for r in found)
         report.customers = rows
         report.written = conn.execute(_typed(_update_scored_sql(dialect)), params).rowcount
-        report.written += conn.execute(_typed(_update_unscored_sql(dialect)), params).rowcount
+        if unscored_to_zero:
+            sql = _update_unscored_sql(dialect)
+            report.written += conn.execute(_typed(sql), params).rowcount
         report.scored = _write_boundaries(conn, as_of, settings)
         report.segments = {
             seg: count

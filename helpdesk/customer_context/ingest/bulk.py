@@ -325,20 +325,23 @@ def earn_for_orders(orders: Iterable[PlacedOrder]) -> int:
         if o.customer_id is not None and not o.test and o.cancelled_at is None
     }
     now = utcnow()
-    rows = []
-    for ref, order in refs.items():
-        points = loyalty.points_for(order.total)
-        if points:
-            rows.append((order.customer_id, points, loyalty.EARN, ref, f"Order {order.name}", now))
     columns = ("customer_id", "points", "reason", "ref", "note", "created_at")
-    if rows and is_postgres(db.session):
-        copy_rows(LoyaltyEntry.__table__, columns, rows)
-    elif rows:
-        db.session.execute(
-            insert(LoyaltyEntry.__table__),
-            [dict(zip(columns, row, strict=True), actor_id=None) for row in rows],
-        )
-    return len(rows)
+    counted = [0]
+
+    def rows():  # built while the COPY runs (see `copy_rows`)
+        for ref, order in refs.items():
+            points = loyalty.points_for(order.total)
+            if points:
+                counted[0] += 1
+                yield (order.customer_id, points, loyalty.EARN, ref, f"Order {order.name}", now)
+
+    if is_postgres(db.session):
+        copy_rows(LoyaltyEntry.__table__, columns, rows())
+    else:
+        values = [dict(zip(columns, row, strict=True), actor_id=None) for row in rows()]
+        if values:
+            db.session.execute(insert(LoyaltyEntry.__table__), values)
+    return counted[0]
 
 
 def refresh_segments() -> dict | None:

@@ -7,8 +7,6 @@ the header as row 1, as a spreadsheet shows them.
 from __future__ import annotations
 
 import csv
-import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -138,59 +136,6 @@ def consecutive(rows: Iterable[tuple[int, dict]], key: str):
             group = []
     if group:
         yield current, group
-
-
-class ReadAhead:
-    """Iterates `source` in a thread of its own, up to `depth` chunks of `chunk` items ahead.
-
-    The file's parsing and validation are pure Python that never touches the database, so
-    they run while the writer waits on it (the GIL is released during the wait). Items come
-    out in order; an exception in the source is raised where its item would have come.
-    """
-
-    def __init__(self, source: Iterable, chunk: int = 256, depth: int = 8):
-        self._source = source
-        self._chunk = chunk
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="import-read-ahead", daemon=True)
-
-    def _put(self, item) -> bool:
-        while not self._stopped.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _read(self) -> None:
-        items: list = []
-        try:
-            for item in self._source:
-                items.append(item)
-                if len(items) >= self._chunk:
-                    if not self._put((items, None)):
-                        return
-                    items = []
-        except BaseException as exc:  # noqa: BLE001 - handed to the reader, raised there
-            self._put((items, exc))
-            return
-        self._put((items, StopIteration()))
-
-    def __iter__(self) -> Iterator:
-        self._thread.start()
-        try:
-            while True:
-                items, end = self._queue.get()
-                yield from items
-                if isinstance(end, StopIteration):
-                    return
-                if end is not None:
-                    raise end
-        finally:
-            self._stopped.set()  # the reader gave up early: let the thread end
-            self._thread.join()
 
 
 class CustomerCache:

@@ -27,7 +27,6 @@ from helpdesk.customer_context.ingest.csvfile import (
     CustomerCache,
     ImportAborted,
     ImportReport,
-    ReadAhead,
     consecutive,
     customer_keys,
 )
@@ -112,7 +111,7 @@ class OrderImporter:
 
     def run(self, groups: Iterable[tuple[list[tuple[int, dict]], PendingOrder | RowProblem]]):
         try:
-            report = self._run(ReadAhead(groups))
+            report = self._run(groups)
         except ImportAborted:  # unreadable from some row on: the batches before it stay
             self._refresh_segments()
             raise

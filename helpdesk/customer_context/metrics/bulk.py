@@ -124,25 +124,34 @@ def refresh_customers(
             )
         )
     changes: list[tuple[int, str | None, str]] = []
-    inserts, updates = [], []
-    for cid in ids:
-        if cid not in since:
-            raise LookupError(f"no customer {cid}")
-        old_tier, tier_since = current.get(cid, (None, since[cid]))
-        row = _scored(figures[cid], bounds, settings, as_of)
-        if row["tier"] != (old_tier or "new"):
-            tier_since = as_of
-            changes.append((cid, old_tier, row["tier"]))
-        row.update(tier_since=tier_since, as_of=as_of, computed_at=now)
-        if cid in current:
-            updates.append({"key": cid, **row})
-        else:
-            inserts.append({"customer_id": cid, **row})
-    if inserts and is_postgres(session):
-        columns = list(inserts[0])
-        copy_rows(m, columns, [[row[c] for c in columns] for row in inserts])
-    elif inserts:
-        session.execute(insert(m), inserts)
+    updates: list[dict] = []
+    columns = ("customer_id", *_scored(Figures(0, 0, None, None, None, None), None, None, None))
+    columns += ("tier_since", "as_of", "computed_at")
+    expected = set(columns[1:])
+
+    def inserts():  # new rows, scored while their COPY runs; updates collected on the way
+        for cid in ids:
+            if cid not in since:
+                raise LookupError(f"no customer {cid}")
+            old_tier, tier_since = current.get(cid, (None, since[cid]))
+            row = _scored(figures[cid], bounds, settings, as_of)
+            if row["tier"] != (old_tier or "new"):
+                tier_since = as_of
+                changes.append((cid, old_tier, row["tier"]))
+            row.update(tier_since=tier_since, as_of=as_of, computed_at=now)
+            if row.keys() != expected:  # _scored's two branches must name the same columns
+                raise LookupError(f"unexpected metrics columns {sorted(row.keys() ^ expected)}")
+            if cid in current:
+                updates.append({"key": cid, **row})
+            else:
+                yield (cid, *[row[c] for c in columns[1:]])
+
+    if is_postgres(session):
+        copy_rows(m, columns, inserts())
+    else:
+        rows = [dict(zip(columns, row, strict=True)) for row in inserts()]
+        if rows:
+            session.execute(insert(m), rows)
     if updates:
         session.execute(
             update(m).where(m.c.customer_id == bindparam("key")),

@@ -1,16 +1,13 @@
-"""The bulk-mode plumbing: key look-ups by array, customers by COPY, the read-ahead thread."""
+"""Bulk-mode plumbing: key look-ups by array, customers by COPY, created at their first order."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
-import pytest
 from sqlalchemy import select
 
 from helpdesk.customer_context.ingest import bulk
 from helpdesk.customer_context.ingest.copy import key_in
-from helpdesk.customer_context.ingest.csvfile import ReadAhead
 from helpdesk.customer_context.models import Customer
 from helpdesk.customer_context.schemas import CustomerData
 from helpdesk.customer_context.services import create_customers
@@ -104,29 +101,3 @@ def test_new_customers_are_created_at_their_first_order_in_the_batch(app):
     assert a.created_at == early
     assert b.created_at == late
     assert f.created_at is None  # created now, as a customer whose orders are all ahead
-
-
-def _items(count: int, fail_at: int | None = None):
-    for n in range(count):
-        if n == fail_at:
-            raise ValueError(f"bad item {n}")
-        yield n
-
-
-def test_read_ahead_keeps_order_and_raises_where_the_source_failed():
-    assert list(ReadAhead(_items(1000), chunk=7, depth=2)) == list(range(1000))
-
-    seen = []
-    with pytest.raises(ValueError, match="bad item 300"):
-        for item in ReadAhead(_items(1000, fail_at=300), chunk=64):
-            seen.append(item)
-    assert seen == list(range(300))
-
-
-def test_read_ahead_stops_its_thread_when_the_reader_stops_early():
-    before = threading.active_count()
-    reader = iter(ReadAhead(_items(100_000), chunk=10, depth=2))
-    assert [next(reader) for _ in range(25)] == list(range(25))
-    reader.close()  # what a for loop ending in an exception does to the generator
-
-    assert threading.active_count() == before

@@ -365,7 +365,7 @@ def _customers_with_open_tickets(ids: list[int]) -> list[int]:
             db.session.scalars(
                 select(Ticket.customer_id)
                 .where(
-                    Ticket.customer_id.in_(ids[start : start + IN_CHUNK]),
+                    key_in(Ticket.customer_id, ids[start : start + IN_CHUNK]),
                     Ticket.status.in_(OPEN_STATUSES),
                 )
                 .distinct()
@@ -422,7 +422,8 @@ def _load(model, ids: Iterable[int]) -> list:
     key = model.customer_id if model is CustomerMetrics else model.id
     out = []
     for start in range(0, len(ids), IN_CHUNK):
-        out.extend(db.session.scalars(select(model).where(key.in_(ids[start : start + IN_CHUNK]))))
+        chunk = ids[start : start + IN_CHUNK]
+        out.extend(db.session.scalars(select(model).where(key_in(key, chunk))))
     return out
 
 

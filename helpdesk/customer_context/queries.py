@@ -9,6 +9,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from typing import NamedTuple
 
 from flask import current_app, url_for
@@ -174,11 +175,20 @@ _HAS_OPEN_CART = (
     .where(Checkout.customer_id == Customer.id, Checkout.completed_at.is_(None))
     .exists()
 )
-_SUMMARY_CUSTOMER = (
-    select(Customer, _POINTS, _HAS_OPEN_CART)
-    .options(joinedload(Customer.metrics))
-    .where(Customer.id == bindparam("customer_id"))
-)
+
+
+@cache
+def _summary_customer():
+    """Built on first use, not at import: the joined load configures every mapper, and at
+    import time another feature's models (e.g. the tickets an escalation points to) may not
+    be loaded yet."""
+    return (
+        select(Customer, _POINTS, _HAS_OPEN_CART)
+        .options(joinedload(Customer.metrics))
+        .where(Customer.id == bindparam("customer_id"))
+    )
+
+
 _OPEN_CHECKOUTS = (
     select(
         Checkout.id,
@@ -260,7 +270,7 @@ def customer_summary(customer_id: int) -> CustomerSummary | None:
     not entities: order entities with their lines and fulfilments cost three statements and
     most of the sidebar's CPU); the open carts only when there is one.
     """
-    found = db.session.execute(_SUMMARY_CUSTOMER, {"customer_id": customer_id}).first()
+    found = db.session.execute(_summary_customer(), {"customer_id": customer_id}).first()
     if found is None:
         return None
     customer, balance, has_open_cart = found

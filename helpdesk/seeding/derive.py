@@ -58,6 +58,7 @@ SEGMENTS = Hook("segments", "helpdesk.marketing_bridge.segments", "refresh_all")
 # The scheduled job that rebuilds open_ticket suppressions, run once in this transaction.
 SUPPRESSION_RECONCILE_JOB = "suppression.reconcile"
 
+MARKETING_HISTORY = "marketing history"
 TICKET_PAGE = 500  # open tickets loaded per query while applying the escalation rules
 UNSUBSCRIBED_SHARE = 0.08  # of customers who do not accept marketing
 BOUNCED_SHARE = 0.01  # of all customers
@@ -105,6 +106,7 @@ def derive_all(now: dt.datetime, first_ids: dict[str, int], seed: int) -> list[S
         _escalate_open_tickets(first_ids["ticket"]),
         _suppressions(now, first_ids, seed),
         _refresh_segments(),
+        _marketing_history(now, seed),
     ]
     db.session.flush()
     return results
@@ -217,6 +219,19 @@ def _suppressions(now: dt.datetime, first_ids: dict[str, int], seed: int) -> Ste
         counts[reason] += 1
     detail = ", ".join(f"{n} {reason}" for reason, n in counts.items())
     return StepResult(SUPPRESS.label, True, f"open tickets reconciled; {detail}")
+
+
+def _marketing_history(now: dt.datetime, seed: int) -> StepResult:
+    """Past campaigns to the segments just refreshed, their outcomes and the ESP's events."""
+    from helpdesk.seeding.history import marketing_history
+
+    done = marketing_history(now, seed)
+    return StepResult(
+        MARKETING_HISTORY,
+        True,
+        f"{done.campaigns} campaigns, {done.messages} messages ({done.sent} sent),"
+        f" {done.events} opens and clicks, {done.unsubscribed} unsubscribes",
+    )
 
 
 def _refresh_segments() -> StepResult:

@@ -352,6 +352,9 @@ Index("ix_order_placed_at", Order.placed_at)
 Index("ix_order_name", Order.name)
 Index("ix_order_line_product", OrderLine.product_id, OrderLine.order_id)
 Index("ix_checkout_open", Checkout.completed_at, Checkout.abandoned_at, Checkout.updated_at)
+# The marketing report's cart recovery: the abandoned carts of a period as an index-only range
+# (the rows hold their line items).
+Index("ix_checkout_abandoned", Checkout.abandoned_at, Checkout.recovered_order_id, Checkout.total)
 Index("ix_metrics_segment", CustomerMetrics.rfm_segment)
 Index("ix_metrics_tier", CustomerMetrics.tier)
 Index("ix_metrics_clv", CustomerMetrics.clv)

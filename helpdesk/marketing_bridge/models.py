@@ -247,6 +247,19 @@ Index(
     OutboundMessage.kind,
     OutboundMessage.sent_at,
 )
+# The marketing report's recipients of the period: an index-only range of the sent messages
+# (the rows themselves are wide: each holds its rendered body).
+Index(
+    "ix_outbound_sent",
+    OutboundMessage.status,
+    OutboundMessage.sent_at,
+    OutboundMessage.kind,
+    OutboundMessage.customer_id,
+)
+# The marketing report's messages created since the last refresh (and per week on SQLite).
+Index(
+    "ix_outbound_created", OutboundMessage.created_at, OutboundMessage.kind, OutboundMessage.status
+)
 Index("ix_outbound_ticket", OutboundMessage.ticket_id)
 Index("ix_outbound_enrollment", OutboundMessage.flow_enrollment_id)
 Index("ix_outbound_campaign", OutboundMessage.campaign_id)

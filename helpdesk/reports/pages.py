@@ -336,7 +336,7 @@ def support(f: Filter) -> list[Block]:
 
 
 def marketing(f: Filter) -> list[Block]:
-    over_time = queries.messages_over_time(f.start, f.end)
+    over_time = snapshot.messages_by_week(f.start, f.end)
     weeks = sorted({r["week"] for r in over_time})
     statuses = ("sent", "suppressed", "capped", "failed")
     per_status = {
@@ -349,7 +349,7 @@ def marketing(f: Filter) -> list[Block]:
     supp = snapshot.suppressions_by_week(f.start, f.end)
     supp_weeks = sorted({r["week"] for r in supp})
     reasons = sorted({r["reason"] for r in supp})
-    carts = queries.cart_recovery(f.start, f.end)
+    carts = snapshot.cart_recovery(f.start, f.end)
     return [
         Block(
             "messages",
@@ -364,8 +364,9 @@ def marketing(f: Filter) -> list[Block]:
                 ("failed", "Failed", "int"),
                 ("scheduled", "Scheduled", "int"),
             ],
-            queries.messages_by_status(f.start, f.end),
-            "",
+            queries.messages_by_status(weekly=over_time),
+            "Messages created before the last refresh count with the status they had then;"
+            " later ones are counted live." + computed(snapshot.snapshot(snapshot.DAILY_KEY)),
             charts.grouped_bar_chart(weeks, per_status, "Messages per week by status"),
         ),
         Block(
@@ -425,7 +426,9 @@ def marketing(f: Filter) -> list[Block]:
                 ("recovered_revenue", "Recovered revenue", "money"),
             ],
             [carts],
-            "Checkouts abandoned in the period and the orders that recovered them.",
+            "Checkouts abandoned in the period and the orders that recovered them. Carts"
+            " abandoned before the last refresh count as they stood then (one recovered since"
+            " counts from the next refresh)." + computed(snapshot.snapshot(snapshot.DAILY_KEY)),
         ),
     ]
 

@@ -9,6 +9,11 @@ whose window had closed at the last `reports.refresh`; the support page probes t
 only for the tickets solved or changed since, found by two new ticket indexes:
 - ticket (solved_at): tickets solved since the refresh's settled cut-off;
 - ticket (updated_at): tickets changed since the refresh.
+
+And outbound_message (status, sent_at, kind, customer_id): the marketing report's recipients of
+a period as an index-only range (the message rows are wide); checkout (abandoned_at,
+recovered_order_id, total): its cart recovery, the same way; outbound_message (created_at,
+kind, status): the messages created since the last refresh.
 """
 
 import sqlalchemy as sa
@@ -52,12 +57,32 @@ def upgrade():
         "ix_report_support_order_solved", "report_support_order", ["solved_at"], unique=False
     )
 
-
     op.create_index("ix_ticket_solved", "ticket", ["solved_at"], unique=False)
     op.create_index("ix_ticket_updated", "ticket", ["updated_at"], unique=False)
+    op.create_index(
+        "ix_outbound_sent",
+        "outbound_message",
+        ["status", "sent_at", "kind", "customer_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_outbound_created",
+        "outbound_message",
+        ["created_at", "kind", "status"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_checkout_abandoned",
+        "checkout",
+        ["abandoned_at", "recovered_order_id", "total"],
+        unique=False,
+    )
 
 
 def downgrade():
+    op.drop_index("ix_checkout_abandoned", table_name="checkout")
+    op.drop_index("ix_outbound_created", table_name="outbound_message")
+    op.drop_index("ix_outbound_sent", table_name="outbound_message")
     op.drop_index("ix_ticket_updated", table_name="ticket")
     op.drop_index("ix_ticket_solved", table_name="ticket")
     op.drop_index("ix_report_support_order_solved", table_name="report_support_order")

@@ -95,6 +95,7 @@ def test_figures_describe_real_work(bench_result):
         "customer_facts",
         "customer_value",
         "daily_counts",
+        "support_orders",
         "acquisition",
     }
     assert figures["throughput"]["floor"]["requests"] > 0

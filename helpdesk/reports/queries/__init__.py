@@ -25,6 +25,7 @@ from helpdesk.reports.queries.dashboards import (
     lead_dashboard,
 )
 from helpdesk.reports.queries.marketing import (
+    cart_figures,
     cart_recovery,
     messages_by_status,
     messages_over_time,
@@ -47,6 +48,7 @@ __all__ = [
     "TIME_TO_SECOND_BUCKETS",
     "agent_dashboard",
     "agent_workload",
+    "cart_figures",
     "cart_recovery",
     "clv_quartiles",
     "escalations_by_rule",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import String, case, distinct, func, literal, select, true, union_all
+from sqlalchemy import String, and_, distinct, func, literal, select, true, union_all
 from sqlalchemy.orm import aliased
 
 from helpdesk.customer_context.models import Checkout, CustomerMetrics, Order
@@ -18,6 +18,7 @@ from helpdesk.reports.queries.common import _rows, _share
 from helpdesk.reports.sql import (
     between,
     ranges_table,
+    serial,
     week_label,
     week_of,
     week_ranges,
@@ -47,33 +48,43 @@ def messages_over_time(start=None, end=None) -> list[dict]:
     )
 
 
-def messages_by_status(start=None, end=None) -> list[dict]:
-    """Totals per kind with one column per status (the table under the chart)."""
-    statuses = ("sent", "suppressed", "capped", "skipped", "failed", "scheduled", "sending")
-    rows = _rows(
-        select(
-            OutboundMessage.kind,
-            func.count().label("total"),
-            *[func.sum(case((OutboundMessage.status == s, 1), else_=0)).label(s) for s in statuses],
+MESSAGE_STATUSES = ("sent", "suppressed", "capped", "skipped", "failed", "scheduled", "sending")
+
+
+def messages_by_status(start=None, end=None, weekly: list[dict] | None = None) -> list[dict]:
+    """Totals per kind with one column per status (the table under the chart): the sums of
+    `messages_over_time` rows (pass them as `weekly` when already read: no second pass)."""
+    if weekly is None:
+        weekly = messages_over_time(start, end)
+    totals: dict[str, dict] = {}
+    for row in weekly:
+        kind = totals.setdefault(
+            row["kind"], {"kind": row["kind"], "total": 0, **dict.fromkeys(MESSAGE_STATUSES, 0)}
         )
-        .where(between(OutboundMessage.created_at, start, end))
-        .group_by(OutboundMessage.kind)
-        .order_by(OutboundMessage.kind)
-    )
-    return rows
+        kind["total"] += row["messages"]
+        kind[row["status"]] = kind.get(row["status"], 0) + row["messages"]
+    return [totals[kind] for kind in sorted(totals)]
 
 
 def unsubscribe_rate_by_segment(start=None, end=None) -> list[dict]:
     """Distinct unsubscribing customers over distinct marketing recipients, per RFM segment."""
     segment = func.coalesce(CustomerMetrics.rfm_segment, "(unscored)").label("segment")
-    recipients = (
-        select(segment, func.count(distinct(OutboundMessage.customer_id)).label("recipients"))
-        .join(CustomerMetrics, CustomerMetrics.customer_id == OutboundMessage.customer_id)
+    # The distinct recipients first, then their segments: one metrics look-up per customer,
+    # not per message, and no sort of every message by segment (130 -> ~50 ms for 66k sent).
+    sent_to = (
+        select(OutboundMessage.customer_id)
         .where(
             OutboundMessage.status == "sent",
             OutboundMessage.kind != "transactional",
             between(OutboundMessage.sent_at, start, end),
         )
+        .distinct()
+        .subquery("sent_to")
+    )
+    recipients = (
+        select(segment, func.count().label("recipients"))
+        .select_from(sent_to)
+        .join(CustomerMetrics, CustomerMetrics.customer_id == sent_to.c.customer_id)
         .group_by(segment)
     )
     unsubscribed = (
@@ -160,26 +171,45 @@ def _suppression_reasons() -> list[str]:
 
 def cart_recovery(start=None, end=None) -> dict:
     """Abandoned carts in range, how many were recovered, and the recovered revenue."""
-    recovered_order = aliased(Order)
-    row = (
-        db.session.execute(
-            select(
-                func.count().label("abandoned"),
-                func.count(Checkout.recovered_order_id).label("recovered"),
-                func.coalesce(func.sum(recovered_order.total), 0).label("recovered_revenue"),
-                func.coalesce(func.sum(Checkout.total), 0).label("abandoned_value"),
-            )
-            .outerjoin(recovered_order, recovered_order.id == Checkout.recovered_order_id)
-            .where(Checkout.abandoned_at.is_not(None), between(Checkout.abandoned_at, start, end))
-        )
-        .mappings()
-        .first()
+    in_range = and_(Checkout.abandoned_at.is_not(None), between(Checkout.abandoned_at, start, end))
+    # The recovered orders' totals probed for the recovered carts only (not one probe per
+    # abandoned cart); both parts read ix_checkout_abandoned without the checkout rows.
+    recovered_revenue = (
+        select(func.coalesce(func.sum(Order.total), 0))
+        .select_from(Checkout)
+        .join(Order, Order.id == Checkout.recovered_order_id)
+        .where(in_range, Checkout.recovered_order_id.is_not(None))
+        .scalar_subquery()
     )
-    abandoned, recovered = int(row["abandoned"] or 0), int(row["recovered"] or 0)
+    with serial():  # a few thousand probes: parallel workers cost more to start than they save
+        row = _cart_row(in_range, recovered_revenue)
+    return cart_figures(
+        row["abandoned"], row["recovered"], row["abandoned_value"], row["recovered_revenue"]
+    )
+
+
+def cart_figures(abandoned, recovered, abandoned_value, recovered_revenue) -> dict:
+    """The cart-recovery row from its four sums."""
+    abandoned, recovered = int(abandoned or 0), int(recovered or 0)
     return {
         "abandoned": abandoned,
         "recovered": recovered,
         "rate": _share(recovered, abandoned),
-        "recovered_revenue": round(float(row["recovered_revenue"] or 0), 2),
-        "abandoned_value": round(float(row["abandoned_value"] or 0), 2),
+        "recovered_revenue": round(float(recovered_revenue or 0), 2),
+        "abandoned_value": round(float(abandoned_value or 0), 2),
     }
+
+
+def _cart_row(in_range, recovered_revenue):
+    return (
+        db.session.execute(
+            select(
+                func.count().label("abandoned"),
+                func.count(Checkout.recovered_order_id).label("recovered"),
+                recovered_revenue.label("recovered_revenue"),
+                func.coalesce(func.sum(Checkout.total), 0).label("abandoned_value"),
+            ).where(in_range)
+        )
+        .mappings()
+        .first()
+    )

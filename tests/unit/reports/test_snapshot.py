@@ -208,3 +208,82 @@ def test_revenue_after_support_reads_settled_tickets_from_the_refresh_and_the_re
     after = {r["agent"]: r["orders"] for r in snapshot.revenue_after_support(start, None)}
     assert after["Ann"] == 3
     assert snapshot.revenue_after_support(start, None) == queries.revenue_after_support(start, None)
+
+
+def test_messages_by_week_adds_live_rows_after_the_cutoff_to_the_daily_counts():
+    from tests.factories.marketing_bridge import OutboundMessageFactory
+
+    now = utcnow()
+    midnight = dt.datetime.combine(now.date(), dt.time.min)
+    for days, kind, status in (
+        (20, "promotional", "sent"),
+        (20, "promotional", "suppressed"),
+        (10, "behavioural", "sent"),
+        (3, "promotional", "capped"),
+        (40, "promotional", "sent"),  # out of range
+    ):
+        OutboundMessageFactory(created_at=now - dt.timedelta(days=days), kind=kind, status=status)
+    snapshot.refresh(now=now - dt.timedelta(days=2))  # counts the rows before this cut-off
+    OutboundMessageFactory(created_at=now - dt.timedelta(days=1), kind="promotional", status="sent")
+    OutboundMessageFactory(created_at=now - dt.timedelta(hours=1), kind="transactional")
+    db.session.flush()
+    start, end = midnight - dt.timedelta(days=30), midnight + dt.timedelta(days=1)
+    rolled = snapshot.messages_by_week(start, end)
+    assert rolled == queries.messages_over_time(start, end)
+    assert sum(r["messages"] for r in rolled) == 6
+    totals = {r["kind"]: r for r in queries.messages_by_status(weekly=rolled)}
+    assert totals == {r["kind"]: r for r in queries.messages_by_status(start, end)}
+    assert (totals["promotional"]["sent"], totals["promotional"]["capped"]) == (2, 1)
+    later = midnight - dt.timedelta(days=1)  # a range that starts after the cut-off
+    assert snapshot.messages_by_week(later, end) == queries.messages_over_time(later, end)
+
+    # A status changed after the refresh shows from the next one: the counts are stored.
+    message = OutboundMessageFactory(
+        created_at=now - dt.timedelta(days=5), kind="promotional", status="failed"
+    )
+    db.session.flush()
+    assert sum(r["messages"] for r in snapshot.messages_by_week(start, end)) == 6
+    snapshot.refresh(now=now)
+    message.status = "scheduled"
+    db.session.flush()
+    stale = {(r["kind"], r["status"]) for r in snapshot.messages_by_week(start, end)}
+    assert ("promotional", "failed") in stale and ("promotional", "scheduled") not in stale
+    snapshot.refresh(now=now)
+    assert snapshot.messages_by_week(start, end) == queries.messages_over_time(start, end)
+
+
+def test_cart_recovery_adds_live_carts_after_the_cutoff_to_the_daily_sums():
+    from tests.factories.customer_context import CheckoutFactory
+
+    now = utcnow()
+    midnight = dt.datetime.combine(now.date(), dt.time.min)
+    customer = CustomerFactory()
+    recovered_by = OrderFactory(
+        customer=customer, placed_at=now - dt.timedelta(days=9), total=Decimal("45.10")
+    )
+    CheckoutFactory(
+        customer=customer,
+        total=Decimal("40.05"),
+        abandoned_at=now - dt.timedelta(days=10),
+        recovered_order_id=recovered_by.id,
+    )
+    CheckoutFactory(total=Decimal("60"), abandoned_at=now - dt.timedelta(days=5))
+    CheckoutFactory(total=Decimal("99"), abandoned_at=now - dt.timedelta(days=50))  # out of range
+    late = CheckoutFactory(total=Decimal("10"), abandoned_at=now - dt.timedelta(days=4))
+    snapshot.refresh(now=now - dt.timedelta(days=2))
+    CheckoutFactory(total=Decimal("7.50"), abandoned_at=now - dt.timedelta(days=1))  # live
+    db.session.flush()
+    start, end = midnight - dt.timedelta(days=30), midnight + dt.timedelta(days=1)
+    rolled = snapshot.cart_recovery(start, end)
+    assert rolled == queries.cart_recovery(start, end)
+    assert (rolled["abandoned"], rolled["recovered"]) == (4, 1)
+    assert rolled["abandoned_value"] == 117.55 and rolled["recovered_revenue"] == 45.10
+
+    # A cart recovered after the refresh counts as recovered from the next one.
+    second = OrderFactory(customer=customer, placed_at=now, total=Decimal("12"))
+    late.recovered_order_id = second.id
+    db.session.flush()
+    assert snapshot.cart_recovery(start, end)["recovered"] == 1
+    snapshot.refresh(now=now)
+    assert snapshot.cart_recovery(start, end) == queries.cart_recovery(start, end)
+    assert snapshot.cart_recovery(start, end)["recovered_revenue"] == 57.10

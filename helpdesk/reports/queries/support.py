@@ -204,6 +204,19 @@ def escalations_by_rule(start=None, end=None) -> list[dict]:
     )
 
 
+def _solved_by_agent(start, end):
+    """Tickets the agent of the outer row solved in range (one ix_ticket_assignee_solved range)."""
+    return (
+        select(func.count())
+        .where(
+            Ticket.assignee_id == Agent.id,
+            Ticket.solved_at.is_not(None),
+            between(Ticket.solved_at, start, end),
+        )
+        .scalar_subquery()
+    )
+
+
 def agent_workload(start=None, end=None) -> list[dict]:
     """Per active agent: open tickets assigned now, tickets solved and public replies in range.
 
@@ -216,15 +229,7 @@ def agent_workload(start=None, end=None) -> list[dict]:
         .where(Ticket.assignee_id == Agent.id, Ticket.status.in_(OPEN_STATUSES))
         .scalar_subquery()
     )
-    solved = (
-        select(func.count())
-        .where(
-            Ticket.assignee_id == Agent.id,
-            Ticket.solved_at.is_not(None),
-            between(Ticket.solved_at, start, end),
-        )
-        .scalar_subquery()
-    )
+    solved = _solved_by_agent(start, end)
     replies = (
         select(func.count())
         .where(
@@ -296,15 +301,7 @@ def revenue_rows(pairs, start=None, end=None) -> list[dict]:
     distinct_pairs = (
         select(pairs.c.assignee_id, pairs.c.order_id, pairs.c.total).distinct().subquery()
     )
-    solved = (
-        select(func.count())
-        .where(
-            Ticket.assignee_id == Agent.id,
-            Ticket.solved_at.is_not(None),
-            between(Ticket.solved_at, start, end),
-        )
-        .scalar_subquery()
-    )
+    solved = _solved_by_agent(start, end)
     revenue = func.coalesce(func.sum(distinct_pairs.c.total), 0)
     return _rows(
         select(

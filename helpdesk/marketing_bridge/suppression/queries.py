@@ -198,16 +198,24 @@ def _has_open_ticket(customer_id_column):
 
 
 def customers_missing_open_ticket_suppression(limit: int) -> list[Customer]:
-    """Customers with an open ticket but no active open_ticket row (should be none)."""
-    has_row = exists().where(
-        active_condition(),
-        Suppression.reason == "open_ticket",
-        or_(Suppression.customer_id == Customer.id, Suppression.email == Customer.email),
-    )
+    """Customers with an open ticket but no active open_ticket row (should be none).
+
+    "No row for the customer nor for the address" as two NOT EXISTS, each an index probe
+    (ix_suppression_customer_reason, ix_suppression_active_email_reason): one NOT EXISTS
+    over `customer_id = … OR email = …` can use neither, and the 1,000-customer pages of the
+    job got slower page by page (13 minutes at the benchmark's large size)."""
+
+    def has_row(match):
+        return exists().where(active_condition(), Suppression.reason == "open_ticket", match)
+
     return list(
         db.session.scalars(
             select(Customer)
-            .where(_has_open_ticket(Customer.id), ~has_row)
+            .where(
+                _has_open_ticket(Customer.id),
+                ~has_row(Suppression.customer_id == Customer.id),
+                ~has_row(Suppression.email == Customer.email),
+            )
             .order_by(Customer.id)
             .limit(limit)
         )
@@ -216,7 +224,14 @@ def customers_missing_open_ticket_suppression(limit: int) -> list[Customer]:
 
 def stale_open_ticket_suppressions(limit: int) -> list[Suppression]:
     """Active open_ticket rows whose customer has no open ticket any more (should be none)."""
-    owner = select(Customer.id).where(Customer.email == Suppression.email).scalar_subquery()
+    # Correlated to the outer suppression row explicitly: nested in the EXISTS over tickets,
+    # auto-correlation would not reach it and would read every suppression instead.
+    owner = (
+        select(Customer.id)
+        .where(Customer.email == Suppression.email)
+        .correlate(Suppression)
+        .scalar_subquery()
+    )
     return list(
         db.session.scalars(
             select(Suppression)

@@ -100,3 +100,24 @@ def test_reconcile_rebuilds_open_ticket_from_the_tickets(customer):
     assert replay_changes() == active_set()
 
     assert run_job("suppression.reconcile") == {"started": 0, "lifted": 0}
+
+
+def test_reconcile_counts_a_row_for_the_address_as_the_customers_row():
+    from helpdesk.marketing_bridge.models import Suppression
+
+    by_address = TicketFactory(status="open")  # written without signals
+    by_customer = TicketFactory(status="new")
+    for ticket, customer_id in ((by_address, None), (by_customer, by_customer.customer_id)):
+        db.session.add(
+            Suppression(
+                customer_id=customer_id,
+                email=ticket.customer.email,
+                reason="open_ticket",
+                source_ref=f"ticket:{ticket.id}",
+            )
+        )
+    missing = TicketFactory(status="open")
+    db.session.flush()
+    assert run_job("suppression.reconcile") == {"started": 1, "lifted": 0}
+    assert active_reasons(missing.customer_id) == ["open_ticket"]
+    assert run_job("suppression.reconcile") == {"started": 0, "lifted": 0}

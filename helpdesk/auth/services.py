@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from functools import cache
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -17,8 +18,14 @@ from helpdesk.extensions import db
 
 API_SCOPES = ("tickets:write", "tickets:read", "customers:read", "suppressions:read")
 MIN_PASSWORD_LENGTH = 10
-# Checked against when the email is unknown, so timing does not reveal which emails exist.
-_DUMMY_HASH = generate_password_hash("not-a-real-password-" + secrets.token_hex(8))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when the email is unknown, so timing does not reveal which emails
+    exist. Made on the first login attempt, not at import: a hash costs ~0.25 s here, and
+    every CLI command and worker start imported it."""
+    return generate_password_hash("not-a-real-password-" + secrets.token_hex(8))
 
 
 class AuthError(ValueError):
@@ -84,10 +91,11 @@ def authenticate(email: str, password: str) -> Agent:
     LOGIN_LOCKOUT_SECONDS; the message does not say whether the email exists.
     """
     email = normalise_email(email)
+    dummy = _dummy_hash()  # before the look-up: the first attempt costs the same either way
     agent = db.session.scalar(select(Agent).where(Agent.email == email))
     now = utcnow()
     if agent is None:
-        check_password_hash(_DUMMY_HASH, password or "")
+        check_password_hash(dummy, password or "")
         raise AuthError("Email or password is incorrect.")
     if agent.locked_until and agent.locked_until > now:
         raise AuthError("Too many failed attempts. Try again in a few minutes.")

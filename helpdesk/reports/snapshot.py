@@ -45,6 +45,7 @@ from helpdesk.reports.models import (
     ReportSupportOrder,
 )
 from helpdesk.reports.queries.common import _counted
+from helpdesk.reports.queries.marketing import CART_SUMS
 from helpdesk.reports.sql import between, day_of, days_between, month_of, serial
 from helpdesk.tickets.models import Ticket
 
@@ -56,7 +57,8 @@ SUPPORT_KEY = "support_orders"
 SUPPRESSIONS_STARTED = "suppression_started"
 MESSAGES_CREATED = "messages_created"
 CARTS = "carts_abandoned"
-CART_SUMS = ("abandoned", "abandoned_cents", "recovered", "recovered_cents")
+# The daily sums behind the cart-recovery figure (queries.CART_SUMS), money in cents.
+MONEY_SUMS = ("abandoned_value", "recovered_revenue")
 # Tickets changed this long before a refresh started are read live too: a change committed
 # while the refresh ran (its timestamp taken before the refresh's own clock) is never missed.
 CHANGE_MARGIN = dt.timedelta(minutes=1)
@@ -203,9 +205,9 @@ def _rebuild_daily_carts(cutoff: dt.datetime) -> None:
         select(
             day,
             func.count().label("abandoned"),
-            func.sum(cents(Checkout.total)).label("abandoned_cents"),
             func.count(Checkout.recovered_order_id).label("recovered"),
-            func.sum(cents(Order.total)).label("recovered_cents"),
+            func.sum(cents(Checkout.total)).label("abandoned_value"),
+            func.sum(cents(Order.total)).label("recovered_revenue"),
         )
         .outerjoin(Order, Order.id == Checkout.recovered_order_id)
         .where(Checkout.abandoned_at.is_not(None), Checkout.abandoned_at < cutoff)
@@ -237,45 +239,53 @@ def cart_recovery(start: dt.datetime, end: dt.datetime) -> dict:
     next one."""
     from helpdesk.reports import queries
 
-    cutoff = _cutoff()
     sums = dict.fromkeys(CART_SUMS, 0)
-    for (_, key), count in _weekly(CARTS, start, end).items():
+    for _, key, count in _stored(CARTS, start, end):
         sums[key] += count
-    totals = {
-        "abandoned": sums["abandoned"],
-        "recovered": sums["recovered"],
-        "abandoned_value": Decimal(sums["abandoned_cents"]) / 100,
-        "recovered_revenue": Decimal(sums["recovered_cents"]) / 100,
-    }
-    live_from = max(start, cutoff)
-    if live_from < end:
-        live = queries.cart_recovery(live_from, end)
-        for key in totals:
-            totals[key] += (
-                Decimal(str(live[key])) if isinstance(totals[key], Decimal) else live[key]
-            )
-    return queries.cart_figures(**totals)
+    for key in MONEY_SUMS:
+        sums[key] = Decimal(sums[key]) / 100
+    live_from = _live_from(start, end)
+    if live_from is not None:
+        for key, value in queries.cart_sums(live_from, end).items():
+            sums[key] += value
+    return queries.cart_figures(**sums)
 
 
-def _weekly(metric: str, start: dt.datetime, end: dt.datetime) -> dict[tuple[str, str], int]:
-    """The stored daily counts of `metric` for whole days [start, end), summed per (Monday's
-    date, key)."""
-    counts: dict[tuple[str, str], int] = {}
-    stored = db.session.execute(
+def _stored(metric: str, start: dt.datetime, end: dt.datetime):
+    """(day, key, count) of the stored daily counts of `metric` for whole days [start, end)."""
+    rows = db.session.execute(
         select(ReportDailyCount.day, ReportDailyCount.key, ReportDailyCount.count).where(
             ReportDailyCount.metric == metric,
             ReportDailyCount.day >= start.date(),
             ReportDailyCount.day < end.date(),
         )
     )
-    for day, key, count in stored:
+    return [(day, key, int(count)) for day, key, count in rows]
+
+
+def _weekly(metric: str, start: dt.datetime, end: dt.datetime) -> dict[tuple, int]:
+    """The stored daily counts of `metric` for whole days [start, end), summed per (Monday's
+    date, key)."""
+    counts: dict[tuple, int] = {}
+    for day, key, count in _stored(metric, start, end):
         monday = (day - dt.timedelta(days=day.weekday())).isoformat()
-        counts[(monday, key)] = counts.get((monday, key), 0) + int(count)
+        counts[(monday, key)] = counts.get((monday, key), 0) + count
     return counts
 
 
-def _cutoff() -> dt.datetime:
-    return dt.datetime.fromisoformat(snapshot(DAILY_KEY).payload["cutoff"])
+def _live_from(start: dt.datetime, end: dt.datetime) -> dt.datetime | None:
+    """Where the live part of [start, end) begins: the last refresh's cut-off, or None when
+    the whole range lies before it."""
+    cutoff = dt.datetime.fromisoformat(snapshot(DAILY_KEY).payload["cutoff"])
+    live_from = max(start, cutoff)
+    return live_from if live_from < end else None
+
+
+def _add_live(counts: dict, rows: list[dict], key_names: tuple[str, ...], value: str) -> dict:
+    for row in rows:
+        key = tuple(row[name] for name in key_names)
+        counts[key] = counts.get(key, 0) + int(row[value])
+    return counts
 
 
 def messages_by_week(start: dt.datetime, end: dt.datetime) -> list[dict]:
@@ -285,16 +295,14 @@ def messages_by_week(start: dt.datetime, end: dt.datetime) -> list[dict]:
     (e.g. a failed one requeued) shows its new status from the next refresh."""
     from helpdesk.reports import queries
 
-    cutoff = _cutoff()
     counts = {
         (week, *key.split("|", 1)): count
         for (week, key), count in _weekly(MESSAGES_CREATED, start, end).items()
     }
-    live_from = max(start, cutoff)
-    if live_from < end:
-        for row in queries.messages_over_time(live_from, end):
-            key = (row["week"], row["kind"], row["status"])
-            counts[key] = counts.get(key, 0) + int(row["messages"])
+    live_from = _live_from(start, end)
+    if live_from is not None:
+        live = queries.messages_over_time(live_from, end)
+        _add_live(counts, live, ("week", "kind", "status"), "messages")
     return [
         {"week": week, "kind": kind, "status": status, "messages": count}
         for (week, kind, status), count in sorted(counts.items())
@@ -311,13 +319,11 @@ def suppressions_by_week(start: dt.datetime, end: dt.datetime) -> list[dict]:
     """
     from helpdesk.reports import queries
 
-    cutoff = _cutoff()
     counts = _weekly(SUPPRESSIONS_STARTED, start, end)
-    live_from = max(start, cutoff)
-    if live_from < end:
-        for row in queries.suppressions_over_time(live_from, end):
-            key = (row["week"], row["reason"])
-            counts[key] = counts.get(key, 0) + int(row["started"])
+    live_from = _live_from(start, end)
+    if live_from is not None:
+        live = queries.suppressions_over_time(live_from, end)
+        _add_live(counts, live, ("week", "reason"), "started")
     return [
         {"week": week, "reason": reason, "started": count}
         for (week, reason), count in sorted(counts.items())

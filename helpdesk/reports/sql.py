@@ -167,12 +167,11 @@ def serial() -> Iterator[None]:
         yield
         return
     setting = "max_parallel_workers_per_gather"
-    before = db.session.scalar(
-        text("SELECT current_setting(:name), set_config(:name, '0', true)").bindparams(name=setting)
+    before = db.session.scalar(text("SELECT current_setting(:name)").bindparams(name=setting))
+    db.session.execute(text("SELECT set_config(:name, '0', true)").bindparams(name=setting))
+    yield
+    # Restored on success only: after an error the transaction is rolled back, which undoes
+    # the transaction-local setting, and a statement here would hide the error.
+    db.session.execute(
+        text("SELECT set_config(:name, :value, true)").bindparams(name=setting, value=before)
     )
-    try:
-        yield
-    finally:
-        db.session.execute(
-            text("SELECT set_config(:name, :value, true)").bindparams(name=setting, value=before)
-        )

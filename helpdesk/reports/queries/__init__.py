@@ -27,6 +27,7 @@ from helpdesk.reports.queries.dashboards import (
 from helpdesk.reports.queries.marketing import (
     cart_figures,
     cart_recovery,
+    cart_sums,
     messages_by_status,
     messages_over_time,
     suppressions_over_time,
@@ -50,6 +51,7 @@ __all__ = [
     "agent_workload",
     "cart_figures",
     "cart_recovery",
+    "cart_sums",
     "clv_quartiles",
     "escalations_by_rule",
     "flow_impact",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from decimal import Decimal
 
 from sqlalchemy import String, and_, distinct, func, literal, select, true, union_all
 from sqlalchemy.orm import aliased
@@ -169,8 +170,16 @@ def _suppression_reasons() -> list[str]:
     return list(db.session.scalars(select(reasons.c.reason).where(reasons.c.reason.is_not(None))))
 
 
+CART_SUMS = ("abandoned", "recovered", "abandoned_value", "recovered_revenue")
+
+
 def cart_recovery(start=None, end=None) -> dict:
     """Abandoned carts in range, how many were recovered, and the recovered revenue."""
+    return cart_figures(**cart_sums(start, end))
+
+
+def cart_sums(start=None, end=None) -> dict:
+    """The four sums behind `cart_recovery` (counts as ints, money as Decimal)."""
     in_range = and_(Checkout.abandoned_at.is_not(None), between(Checkout.abandoned_at, start, end))
     # The recovered orders' totals probed for the recovered carts only (not one probe per
     # abandoned cart); both parts read ix_checkout_abandoned without the checkout rows.
@@ -181,35 +190,28 @@ def cart_recovery(start=None, end=None) -> dict:
         .where(in_range, Checkout.recovered_order_id.is_not(None))
         .scalar_subquery()
     )
+    statement = select(
+        func.count().label("abandoned"),
+        func.count(Checkout.recovered_order_id).label("recovered"),
+        func.coalesce(func.sum(Checkout.total), 0).label("abandoned_value"),
+        recovered_revenue.label("recovered_revenue"),
+    ).where(in_range)
     with serial():  # a few thousand probes: parallel workers cost more to start than they save
-        row = _cart_row(in_range, recovered_revenue)
-    return cart_figures(
-        row["abandoned"], row["recovered"], row["abandoned_value"], row["recovered_revenue"]
-    )
+        row = db.session.execute(statement).mappings().first()
+    return {
+        "abandoned": int(row["abandoned"] or 0),
+        "recovered": int(row["recovered"] or 0),
+        "abandoned_value": Decimal(str(row["abandoned_value"] or 0)),
+        "recovered_revenue": Decimal(str(row["recovered_revenue"] or 0)),
+    }
 
 
 def cart_figures(abandoned, recovered, abandoned_value, recovered_revenue) -> dict:
     """The cart-recovery row from its four sums."""
-    abandoned, recovered = int(abandoned or 0), int(recovered or 0)
     return {
         "abandoned": abandoned,
         "recovered": recovered,
         "rate": _share(recovered, abandoned),
-        "recovered_revenue": round(float(recovered_revenue or 0), 2),
-        "abandoned_value": round(float(abandoned_value or 0), 2),
+        "recovered_revenue": round(float(recovered_revenue), 2),
+        "abandoned_value": round(float(abandoned_value), 2),
     }
-
-
-def _cart_row(in_range, recovered_revenue):
-    return (
-        db.session.execute(
-            select(
-                func.count().label("abandoned"),
-                func.count(Checkout.recovered_order_id).label("recovered"),
-                recovered_revenue.label("recovered_revenue"),
-                func.coalesce(func.sum(Checkout.total), 0).label("abandoned_value"),
-            ).where(in_range)
-        )
-        .mappings()
-        .first()
-    )

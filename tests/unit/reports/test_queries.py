@@ -476,3 +476,20 @@ def test_lead_dashboard_value_at_risk():
     assert result["stats"]["open"] == 1 and result["stats"]["acknowledged"] == 1
     assert result["stats"]["overdue"] == 1 and result["stats"]["value_at_risk"] == 500
     assert [e["reason"] for e in result["top"]] == ["open case", "acknowledged case"]
+
+
+def test_serial_turns_parallel_workers_off_for_its_statements_only():
+    from sqlalchemy import text
+
+    from helpdesk.reports.sql import dialect, serial
+
+    if dialect() != "postgresql":
+        with serial():  # a no-op elsewhere
+            assert db.session.execute(text("SELECT 1")).scalar() == 1
+        return
+    show = text("SELECT current_setting('max_parallel_workers_per_gather')")
+    before = db.session.scalar(show)
+    assert before != "0"
+    with serial():
+        assert db.session.scalar(show) == "0"
+    assert db.session.scalar(show) == before

@@ -56,6 +56,7 @@ SETTINGS: dict[str, tuple[Any, Any]] = {
     "SLA_DUE_SOON_MINUTES": (int, 60),  # queue shows "due soon" within this window
     "TICKET_CLOSE_SOLVED_DAYS": (int, 4),  # solved tickets close after this many days
     "TICKETS_CACHE_SECONDS": (float, 5.0),  # queue counts, nav badge, agent/macro lists; 0 off
+    "MARKETING_CONFIG_CACHE_SECONDS": (float, 5.0),  # flows, templates, segment defs; 0 off
     "DISPATCH_BATCH": (int, 200),
     "DISPATCH_LEASE_SECONDS": (int, 120),
     # Escalation and recovery gestures

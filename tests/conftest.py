@@ -82,9 +82,11 @@ def app(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _transaction(request, app):
     """Wrap each test in a transaction that is rolled back (or truncate after `committing`)."""
+    from helpdesk.marketing_bridge import config_cache
     from helpdesk.tickets import caching
 
     caching.clear()  # cached counts of the previous test's rows, which are rolled back
+    config_cache.clear()  # the same for the flow rows and template texts
     ctx = app.app_context()
     ctx.push()
     if request.node.get_closest_marker("committing"):

@@ -8,8 +8,16 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     from helpdesk import events
     from helpdesk.core import NavItem, register_nav
-    from helpdesk.marketing_bridge import flows, models, suppression, tasks  # noqa: F401 (models)
+    from helpdesk.marketing_bridge import (  # noqa: F401 (models)
+        config_cache,
+        flows,
+        models,
+        suppression,
+        tasks,
+    )
     from helpdesk.marketing_bridge.segments import membership
+
+    config_cache.connect()  # flow rows and template texts cached per process, dropped on edits
 
     suppression.init_app(app)  # the shared table, send gate, ESP feed and ESP events webhook
     tasks.init_app(app)  # dispatcher, cart recovery, flows upkeep, segment refresh

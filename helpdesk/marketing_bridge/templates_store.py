@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
+from helpdesk.marketing_bridge import config_cache
 from helpdesk.marketing_bridge.models import MessageTemplate
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(?:\|([^{}]*?))?\s*\}\}")
@@ -542,13 +543,21 @@ _CACHE = "helpdesk.templates_store.texts"
 
 def template_texts() -> dict[str, TemplateText]:
     """Every template's text by key (stored rows over the shipped defaults), read with ONE
-    statement per transaction: a flow enrolment renders several messages and a webhook may
-    enrol several flows. The snapshot is dropped when the transaction ends and when a
-    template row is flushed (an edit in the same transaction is seen at once)."""
+    statement per transaction at most: a flow enrolment renders several messages and a
+    webhook may enrol several flows. The snapshot is dropped when the transaction ends and
+    when a template row is flushed (an edit in the same transaction is seen at once); the
+    statement itself is skipped while the per-process snapshot (`config_cache`) is fresh."""
     session = db.session()  # the Session itself: the scoped proxy lacks get_transaction
     cached = session.info.get(_CACHE)
     if cached is not None and cached[0] is session.get_transaction():
         return cached[1]
+    texts = dict(config_cache.cached("template", session, lambda: _stored_texts(session)))
+    session.info[_CACHE] = (session.get_transaction(), texts)
+    return texts
+
+
+def _stored_texts(session) -> dict[str, TemplateText]:
+    """The shipped templates' texts overridden by the stored rows (one statement)."""
     texts = {t.key: TemplateText(t.key, t.kind, t.subject, t.body) for t in DEFAULTS}
     rows = session.execute(
         select(
@@ -556,7 +565,6 @@ def template_texts() -> dict[str, TemplateText]:
         )
     )
     texts.update({key: TemplateText(key, kind, subject, body) for key, kind, subject, body in rows})
-    session.info[_CACHE] = (session.get_transaction(), texts)
     return texts
 
 

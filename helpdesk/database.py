@@ -7,9 +7,10 @@ clock. Money is `Numeric(12, 2)` and handled as `Decimal`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from decimal import Decimal
 
-from sqlalchemy import JSON, MetaData, Numeric
+from sqlalchemy import JSON, MetaData, Numeric, inspect
 from sqlalchemy.orm import DeclarativeBase, registry
 
 NAMING_CONVENTION = {
@@ -50,9 +51,44 @@ def money(value) -> Decimal:
     return Decimal(str(value if value is not None else 0)).quantize(CENT)
 
 
+def read_rows(session, statement, params: dict | None = None):
+    """The rows of a SELECT of columns (no entities), on the session's connection.
+
+    Same transaction and autoflush as `session.execute`, without the ORM's result layer
+    around a Core result: ~0.1 ms less CPU a statement (PostgreSQL, medium), which the
+    pages that run a dozen such reads per request feel. Entities still need
+    `session.execute`.
+    """
+    if session.autoflush:
+        session.flush()
+    return session.connection().execute(statement, params)
+
+
 def is_postgres(session) -> bool:
     """True when the session talks to PostgreSQL (row locks, advisory locks, COPY)."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+def refresh_statistics(session, tables: Iterable[str] | None = None) -> list[str]:
+    """ANALYZE `tables` (default: every table of the models) in the caller's transaction;
+    returns the tables analysed.
+
+    The query planners choose indexes from these statistics. SQLite keeps none until ANALYZE
+    runs, and without them it takes the index that matches the most WHERE terms: at 50k
+    tickets the queue's open and solved views read every ticket of the view through the
+    status index and sorted them (100–320 ms a page) instead of walking the creation-time
+    index for 51 rows (1.5 ms). PostgreSQL's autovacuum keeps its statistics fresh on a
+    server that runs it; ANALYZE samples a fixed number of rows, so it is cheap there too.
+    SQLite reads every row: ~4 s at the medium bench size, holding the write lock meanwhile.
+    """
+    names = list(tables) if tables is not None else list(Base.metadata.tables)
+    connection = session.connection()
+    preparer = connection.dialect.identifier_preparer
+    existing = set(inspect(connection).get_table_names())
+    done = [name for name in names if name in existing]
+    for name in done:
+        connection.exec_driver_sql(f"ANALYZE {preparer.quote(name)}")
+    return done
 
 
 def configure_engine(engine) -> None:

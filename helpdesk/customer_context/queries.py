@@ -30,7 +30,7 @@ from helpdesk.customer_context.models import (
     Refund,
     Review,
 )
-from helpdesk.database import is_postgres, utcnow
+from helpdesk.database import is_postgres, read_rows, utcnow
 from helpdesk.extensions import db
 
 RECENT_ORDERS = 5
@@ -177,16 +177,20 @@ _HAS_OPEN_CART = (
 )
 
 
+def select_summary_of(*leading):
+    """A SELECT of `leading` (if any), then what `summary_from_row` takes: the customer with its
+    metrics joined, its points balance and whether it has an open cart. The caller adds the
+    join and the WHERE; a page that needs its own row too (the ticket sidebar: the ticket)
+    reads both in one statement."""
+    return select(*leading, Customer, _POINTS, _HAS_OPEN_CART).options(joinedload(Customer.metrics))
+
+
 @cache
 def _summary_customer():
     """Built on first use, not at import: the joined load configures every mapper, and at
     import time another feature's models (e.g. the tickets an escalation points to) may not
     be loaded yet."""
-    return (
-        select(Customer, _POINTS, _HAS_OPEN_CART)
-        .options(joinedload(Customer.metrics))
-        .where(Customer.id == bindparam("customer_id"))
-    )
+    return select_summary_of().where(Customer.id == bindparam("customer_id"))
 
 
 _OPEN_CHECKOUTS = (
@@ -273,11 +277,17 @@ def customer_summary(customer_id: int) -> CustomerSummary | None:
     found = db.session.execute(_summary_customer(), {"customer_id": customer_id}).first()
     if found is None:
         return None
-    customer, balance, has_open_cart = found
+    return summary_from_row(*found)
+
+
+def summary_from_row(customer: Customer, balance, has_open_cart: bool) -> CustomerSummary:
+    """The summary from a row of `select_summary_of`: reads the recent orders (one statement)
+    and the open carts (one more, only when there is one)."""
+    customer_id = customer.id
     metrics = customer.metrics
     checkouts = []
     if has_open_cart:
-        rows = db.session.execute(_OPEN_CHECKOUTS, {"customer_id": customer_id})
+        rows = read_rows(db.session, _OPEN_CHECKOUTS, {"customer_id": customer_id})
         checkouts = [OpenCheckout(*row) for row in rows]
     return CustomerSummary(
         customer=customer,
@@ -294,7 +304,7 @@ def customer_summary(customer_id: int) -> CustomerSummary | None:
 def recent_orders(customer_id: int, limit: int = RECENT_ORDERS) -> list[OrderSummary]:
     """The customer's latest orders, newest first, each with its lines, refunded total and
     latest fulfilment (by creation, then id): one statement, a row per line."""
-    rows = db.session.execute(_RECENT_ORDERS, {"customer_id": customer_id, "limit": limit})
+    rows = read_rows(db.session, _RECENT_ORDERS, {"customer_id": customer_id, "limit": limit})
     summaries: list[OrderSummary] = []
     by_id: dict[int, RecentOrder] = {}
     for row in rows:

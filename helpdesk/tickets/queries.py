@@ -7,12 +7,14 @@ here runs a constant number of queries whatever the thread length.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, case, exists, func, or_, select
 from sqlalchemy.orm import joinedload
 
+from helpdesk.database import read_rows
 from helpdesk.extensions import db
 from helpdesk.tickets import caching
 from helpdesk.tickets.models import (
@@ -76,6 +78,35 @@ def customer_tickets(customer_id: int, limit: int = 10) -> list[Ticket]:
     )
 
 
+@functools.cache  # built on first use: its loader option would configure the mappers at import
+def _open_among_recent_statement():
+    recent = (
+        select(Ticket.id)
+        .where(Ticket.customer_id == bindparam("customer_id"))
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(bindparam("scan"))
+        .scalar_subquery()
+    )
+    return (
+        select(Ticket)
+        .options(joinedload(Ticket.assignee))
+        .where(
+            Ticket.id.in_(recent),
+            Ticket.status.in_(OPEN_STATUSES),
+            Ticket.merged_into_id.is_(None),
+        )
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+    )
+
+
+def open_among_recent_tickets(customer_id: int, scan: int = 50) -> list[Ticket]:
+    """The open (new/open/pending), unmerged tickets among the customer's `scan` most recent,
+    newest first: what `customer_tickets(customer_id, scan)` filtered by `is_open` and no
+    `merged_into` gives, in one statement that loads no closed ticket (usually none at all)."""
+    statement = _open_among_recent_statement()
+    return list(db.session.scalars(statement, {"customer_id": customer_id, "scan": scan}))
+
+
 class TicketLine(NamedTuple):
     """A ticket as a list shows it (the sidebar's other tickets): columns, not an entity."""
 
@@ -96,8 +127,10 @@ _PREVIOUS = (
 
 def previous_tickets(customer_id: int, exclude_id: int, limit: int = 10) -> list[TicketLine]:
     """The customer's most recent tickets but one, newest first (one statement)."""
-    rows = db.session.execute(
-        _PREVIOUS, {"customer_id": customer_id, "exclude_id": exclude_id, "limit": limit}
+    rows = read_rows(
+        db.session,
+        _PREVIOUS,
+        {"customer_id": customer_id, "exclude_id": exclude_id, "limit": limit},
     )
     return [TicketLine(*row) for row in rows]
 
@@ -149,12 +182,17 @@ _RELATED = (
 )
 
 
+def no_related_tickets() -> dict[str, list[TicketLink]]:
+    """What `related_tickets` answers for a ticket nothing links to, and that links nowhere."""
+    return {"merged_into": [], "follows_up": [], "merged": [], "follow_ups": []}
+
+
 def related_tickets(ticket: Ticket) -> dict[str, list[TicketLink]]:
     """Tickets linked to this one: merged into it, follow-ups of it, and what it follows up."""
     ids = [t for t in (ticket.merged_into_id, ticket.follow_up_of_id) if t is not None]
     rows = [
         TicketLink(*row)
-        for row in db.session.execute(_RELATED, {"ticket_id": ticket.id, "link_ids": ids})
+        for row in read_rows(db.session, _RELATED, {"ticket_id": ticket.id, "link_ids": ids})
     ]
     return {
         "merged_into": [t for t in rows if t.id == ticket.merged_into_id],

@@ -60,14 +60,18 @@ def _ticket_context(ticket: Ticket, **extra) -> dict:
     return context
 
 
-def _full_ticket_context(ticket: Ticket, **extra) -> dict:
+def _full_ticket_context(
+    ticket: Ticket, *, has_links: bool = True, others_present: bool = True, **extra
+) -> dict:
+    """The ticket page's context. `has_links` / `others_present` False (known from the
+    ticket's own statement: `page.ticket_for_page`) skip reads that would find nothing."""
     context = _ticket_context(ticket, **extra)
     context.update(
         messages=ticket_page.thread_messages(ticket.id),
         events=ticket_page.ticket_events(ticket.id),
-        present=ticket_page.others_present(ticket.id, context["me"].id),
+        present=ticket_page.others_present(ticket.id, context["me"].id) if others_present else [],
         macros=queries.macro_choices(ticket.category),
-        related=queries.related_tickets(ticket),
+        related=queries.related_tickets(ticket) if has_links else queries.no_related_tickets(),
     )
     return context
 
@@ -76,10 +80,13 @@ def _full_ticket_context(ticket: Ticket, **extra) -> dict:
 @role_required("agent")
 def show(ticket_id: int):
     """The ticket: thread, composer, fields, audit trail, SLA; the sidebar loads after."""
-    ticket = ticket_page.ticket_for_page(ticket_id)
-    if ticket is None:
+    found = ticket_page.ticket_for_page(ticket_id, current_agent().id)
+    if found is None:
         abort(404)
-    context = _full_ticket_context(ticket)
+    ticket = found.ticket
+    context = _full_ticket_context(
+        ticket, has_links=found.has_links, others_present=found.others_present
+    )
     macro_id = request.args.get("macro_id", "")
     if macro_id:  # the macro picker without JavaScript: preview, then insert
         macro = _active_macro(macro_id)
@@ -374,10 +381,11 @@ def sidebar(ticket_id: int):
     """The customer sidebar: summary, previous tickets and contributed panels."""
     from helpdesk.tickets.sidebar import compose_sidebar
 
-    ticket = ticket_page.ticket_for_sidebar(ticket_id)
-    if ticket is None:
+    found = ticket_page.ticket_for_sidebar(ticket_id)
+    if found is None:
         abort(404)
-    composed = compose_sidebar(ticket)
+    ticket = found.ticket
+    composed = compose_sidebar(ticket, found.summary, found.has_other_tickets)
     context = {
         "ticket": ticket,
         "sidebar": composed,

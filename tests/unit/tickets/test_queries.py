@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from helpdesk.extensions import db
 from helpdesk.tickets import queries, services
 from tests.factories.customer_context import CustomerFactory
 
@@ -19,6 +20,28 @@ def test_open_counts_and_recent_tickets(customer, agent):
     assert [t.id for t in queries.customer_tickets(customer.id, limit=1)] == [second.id]
     services.set_status(second, "closed", actor=agent)
     assert queries.has_open_ticket(customer.id) is False
+
+
+def test_open_among_recent_tickets(customer, agent):
+    """The open, unmerged tickets among the most recent `scan`: customer_tickets filtered."""
+    oldest = services.open_ticket(customer, "Oldest", "question")
+    solved = services.open_ticket(customer, "Solved", "question")
+    merged = services.open_ticket(customer, "Merged", "question")
+    newest = services.open_ticket(customer, "Newest", "question")
+    services.open_ticket(CustomerFactory(), "Other", "question")
+    services.set_status(solved, "solved", actor=agent)
+    merged.merged_into_id = newest.id
+    db.session.flush()
+
+    def expected(scan):
+        recent = queries.customer_tickets(customer.id, limit=scan)
+        return [t.id for t in recent if t.is_open and t.merged_into_id is None]
+
+    for scan in (1, 2, 3, 4, 50):
+        found = [t.id for t in queries.open_among_recent_tickets(customer.id, scan=scan)]
+        assert found == expected(scan)
+    assert [t.id for t in queries.open_among_recent_tickets(customer.id)] == [newest.id, oldest.id]
+    assert queries.open_among_recent_tickets(CustomerFactory().id) == []
 
 
 def test_open_assigned_count(customer, agent, lead):

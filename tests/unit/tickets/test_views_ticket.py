@@ -367,6 +367,39 @@ def test_ticket_page_query_count_is_constant(
     assert count_queries.count == small, "\n".join(count_queries.statements)
 
 
+def test_ticket_page_reads_links_and_presence_only_when_there_are_some(
+    agent_client, agent, customer, make_agent, count_queries
+):
+    plain = services.open_ticket(customer, "Plain", "one")
+    target = services.open_ticket(customer, "Target", "one")
+    source = services.open_ticket(customer, "Duplicate", "two")
+    services.merge(source, target, agent)
+    follow_up = services.open_ticket(customer, "Follow-up", "three")
+    follow_up.follow_up_of_id = target.id
+    services.touch_presence(target, make_agent(name="Grace Other"), replying=True)
+    stale = make_agent(name="Long Gone")
+    services.touch_presence(plain, stale, now=utcnow() - dt.timedelta(minutes=5))
+    db.session.flush()
+    caching.clear()
+    count_queries.reset()
+    html = agent_client.get(f"/tickets/{plain.id}").get_data(as_text=True)
+    plain_count = count_queries.count
+    assert "Merged here" not in html and "Long Gone is viewing" not in html
+    caching.clear()
+    count_queries.reset()
+    html = agent_client.get(f"/tickets/{target.id}").get_data(as_text=True)
+    # The related tickets and the presence list: read only when the ticket's statement says
+    # there is something to list.
+    assert count_queries.count == plain_count + 2, "\n".join(count_queries.statements)
+    assert f"Merged here: #{source.id}" in html
+    assert f'Follow-up: <a href="/tickets/{follow_up.id}">#{follow_up.id}</a>' in html
+    assert "Grace Other is replying" in html
+    merged = agent_client.get(f"/tickets/{source.id}").get_data(as_text=True)
+    assert f'This ticket was merged into <a href="/tickets/{target.id}">' in merged
+    following = agent_client.get(f"/tickets/{follow_up.id}").get_data(as_text=True)
+    assert f'Follow-up of <a href="/tickets/{target.id}">' in following
+
+
 def test_sidebar_query_count_is_constant_and_includes_panels(
     app, agent_client, agent, customer, count_queries
 ):
@@ -385,6 +418,22 @@ def test_sidebar_query_count_is_constant_and_includes_panels(
     assert count_queries.count == small, "\n".join(count_queries.statements)
     assert "Other tickets" in html and "Another 11" in html
     assert "<html" not in html
+
+
+def test_sidebar_reads_other_tickets_only_when_the_customer_has_some(
+    agent_client, customer, count_queries
+):
+    only = services.open_ticket(CustomerFactory(), "Only one", "one")
+    first = services.open_ticket(customer, "First", "one")
+    count_queries.reset()
+    html = agent_client.hx("get", f"/tickets/{only.id}/sidebar").get_data(as_text=True)
+    alone = count_queries.count
+    assert "This is the customer's first ticket." in html
+    second = services.open_ticket(customer, "Second", "two")
+    count_queries.reset()
+    html = agent_client.hx("get", f"/tickets/{first.id}/sidebar").get_data(as_text=True)
+    assert count_queries.count == alone + 1, "\n".join(count_queries.statements)
+    assert f"#{second.id} Second" in html and "first ticket" not in html
 
 
 def test_sidebar_without_htmx_is_a_full_page(agent_client, ticket):

@@ -52,9 +52,10 @@ def agent_adjust_limit() -> int:
     return int(current_app.config.get("LOYALTY_AGENT_ADJUST_LIMIT", DEFAULT_AGENT_ADJUST_LIMIT))
 
 
-def points_for(amount) -> int:
-    """Points earned on an amount: floor(amount × points per unit), never negative."""
-    value = Decimal(str(amount or 0)) * points_per_unit()
+def points_for(amount, per_unit: Decimal | None = None) -> int:
+    """Points earned on an amount: floor(amount × points per unit), never negative.
+    `per_unit`: `points_per_unit()` read once by a caller pricing many amounts."""
+    value = Decimal(str(amount or 0)) * (points_per_unit() if per_unit is None else per_unit)
     return max(0, math.floor(value))
 
 

@@ -55,6 +55,7 @@ from helpdesk.customer_context.services.orders import UNRESOLVED
 from helpdesk.extensions import db
 
 BATCH_SIZE = 1000
+CENT = Decimal("0.01")
 PROGRESS_EVERY = 10_000
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,9 @@ class OrderImporter:
     ):
         self.report = report
         self.bulk = bulk
-        self.placed = 0  # orders placed in bulk mode, whose segments are not refreshed yet
+        # Customers of the orders bulk mode placed or updated, whose segments are not
+        # refreshed yet (ids only: ~100k at 1M lines is a few MB).
+        self.touched: set[int] = set()
         self.batch_size = max(1, batch_size)
         self.progress = progress
         self.progress_every = max(1, progress_every)
@@ -119,11 +122,12 @@ class OrderImporter:
         return report
 
     def _refresh_segments(self) -> None:
-        """Bulk mode: segments once, for everything the import placed, in their own commit."""
-        if self.placed:
-            bulk_mode.refresh_segments()
+        """Bulk mode: segments once, for the customers the import touched, in their own
+        commit."""
+        if self.touched:
+            bulk_mode.refresh_segments(self.touched)
             db.session.commit()
-            self.placed = 0
+            self.touched = set()
 
     def _run(self, groups):
         batch: list[PendingOrder] = []
@@ -163,7 +167,7 @@ class OrderImporter:
         return customer
 
     def _write(self, batch: list[PendingOrder]) -> None:
-        placed = 0
+        touched: list[int] = []
         try:
             with db.session.begin_nested():
                 if self.bulk:
@@ -175,7 +179,7 @@ class OrderImporter:
                             o.customer_id for _p, status, _e, o in results if status == "updated"
                         ],
                     )
-                    placed = derived["orders"]
+                    touched = derived["customer_ids"]
                 else:
                     results = self._write_together(batch)
         except Exception as exc:  # noqa: BLE001 - the replay below reports the failing order
@@ -186,9 +190,9 @@ class OrderImporter:
             db.session.expunge_all()
             self.customers.forget()
             results = self._write_one_by_one(batch)
-            placed = 0  # the replay ran every reaction per order, segments included
+            touched = []  # the replay ran every reaction per order, segments included
         db.session.commit()
-        self.placed += placed
+        self.touched.update(touched)
         for pending, status, problem, _order in sorted(results, key=lambda r: r[0].first_row):
             if problem is not None:
                 self.report.fail(
@@ -359,11 +363,26 @@ def _transaction_order(
     row_format: RowFormat | RowLoader = TRANSACTIONS,
 ) -> PendingOrder:
     loaded = _load_rows(row_format, group, labels)
+    # One pass: the customer of the order (its first customer_id and first email), its
+    # totals and its line rows.
+    customer_id = email = None
+    totals: set[Decimal] = set()
+    line_rows: list[dict] = []
     for number, values in loaded:
-        if not values.get("customer_id") and not values.get("email"):
+        get = values.get
+        row_customer, row_email = get("customer_id"), get("email")
+        if not row_customer and not row_email:
             raise RowProblem(number, f"row {number}: email: Give a customer_id or an email.")
+        if customer_id is None and row_customer:
+            customer_id = row_customer
+        if email is None and row_email:
+            email = row_email
+        row_total = get("total")
+        if row_total is not None:
+            totals.add(row_total)
+        if get("sku") or get("category"):
+            line_rows.append(values)
     first_row, first = loaded[0]
-    totals = {values["total"] for _, values in loaded if values.get("total") is not None}
     if not totals:
         raise RowProblem(first_row, f"row {first_row}: total: missing")
     if len(totals) > 1:
@@ -373,21 +392,20 @@ def _transaction_order(
             f"({', '.join(str(t) for t in sorted(totals))}); total is the order's total",
         )
     total = totals.pop()
-    customer_id = next((v["customer_id"] for _, v in loaded if v.get("customer_id")), None)
-    email = next((v["email"] for _, v in loaded if v.get("email")), None)
-    line_rows = [v for _, v in loaded if v.get("sku") or v.get("category")]
-    lines = [
-        LineData(
-            title=v.get("sku") or v.get("category") or "",
-            quantity=v.get("quantity", 1),
-            sku=v.get("sku"),
-            category=v.get("category"),
-            price=(total / v.get("quantity", 1)).quantize(Decimal("0.01"))
-            if len(line_rows) == 1
-            else None,
+    single = len(line_rows) == 1  # the line's price is the order's total over its quantity
+    lines = []
+    for values in line_rows:
+        get = values.get
+        sku, category, quantity = get("sku"), get("category"), get("quantity", 1)
+        lines.append(
+            LineData(
+                title=sku or category or "",
+                quantity=quantity,
+                sku=sku,
+                category=category,
+                price=(total / quantity).quantize(CENT) if single else None,
+            )
         )
-        for v in line_rows
-    ]
     data = OrderData(
         external_id=first["order_id"],
         name=f"#{first['order_id']}"[:64],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from sqlalchemy import select
 
@@ -101,3 +102,10 @@ def test_new_customers_are_created_at_their_first_order_in_the_batch(app):
     assert a.created_at == early
     assert b.created_at == late
     assert f.created_at is None  # created now, as a customer whose orders are all ahead
+
+
+def test_copy_json_values_are_what_json_dumps_writes():
+    from helpdesk.customer_context.ingest.copy import _json_dumps
+
+    for value in ([], {}, ["vip"], [{"code": "SAVE10", "amount": "5.00"}], None, "[]", 0):
+        assert _json_dumps(value) == json.dumps(value)

@@ -386,3 +386,29 @@ def test_an_edited_order_in_bulk_mode_still_tells_the_metrics_changed_receivers(
     assert report.outcomes == {"updated": 1}
     assert heard == [customer.id]
     assert db.session.get(CustomerMetrics, customer.id).total_spent == 95
+
+
+def test_bulk_segments_refresh_only_the_imported_customers(shop, tmp_path):
+    """The end-of-import refresh looks at the customers the import touched: a bystander's
+    stale membership waits for the scheduled full refresh, as after a live order."""
+    from helpdesk.marketing_bridge.models import Segment
+    from helpdesk.marketing_bridge.segments import refresh_all
+
+    refresh_all()
+    bystander = db.session.scalar(select(Customer).where(Customer.external_id == "base-0"))
+    inside = select(SegmentMembership.segment_id).where(
+        SegmentMembership.customer_id == bystander.id, SegmentMembership.exited_at.is_(None)
+    )
+    segment = db.session.scalar(select(Segment).where(Segment.id.not_in(inside)).limit(1))
+    stale = SegmentMembership(segment_id=segment.id, customer_id=bystander.id, entered_at=shop)
+    db.session.add(stale)
+    db.session.commit()
+
+    import_transactions(_history_csv(tmp_path / "b.csv", "b", shop))
+
+    db.session.expire_all()
+    assert any(state["segments"] for state in _state("b").values())
+    assert db.session.get(SegmentMembership, stale.id).exited_at is None
+    refresh_all()
+    db.session.expire_all()
+    assert db.session.get(SegmentMembership, stale.id).exited_at is not None

@@ -7,9 +7,39 @@ commit, and must not swallow errors. The keyword arguments each signal carries a
 the contract and are listed in its docstring.
 """
 
-from blinker import Namespace
+from collections.abc import Callable, Iterator
+from typing import Any
 
-_signals = Namespace()
+from blinker import NamedSignal, Namespace
+from blinker._utilities import make_id
+
+
+class OrderedSignal(NamedSignal):
+    """A signal whose receivers run in the order they were connected.
+
+    blinker iterates a set of receiver ids, so its order follows memory addresses and differs
+    from one process to the next: two gunicorn workers could run the flows before or after
+    the metrics refresh for the same order. Here receivers run in connection order, which is
+    the features' `init_app` order (customer context first, then the features reacting to
+    it), in every process.
+    """
+
+    def receivers_for(self, sender: Any) -> Iterator[Callable[..., Any]]:
+        found = list(super().receivers_for(sender))
+        if len(found) > 1:
+            position = {receiver_id: n for n, receiver_id in enumerate(self.receivers)}
+            found.sort(key=lambda receiver: position.get(make_id(receiver), len(position)))
+        yield from found
+
+
+class _OrderedNamespace(Namespace):
+    def signal(self, name: str, doc: str | None = None) -> NamedSignal:
+        if name not in self:
+            self[name] = OrderedSignal(name, doc)
+        return self[name]
+
+
+_signals = _OrderedNamespace()
 
 # --- tickets -------------------------------------------------------------------------------
 ticket_opened = _signals.signal(

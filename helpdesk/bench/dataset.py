@@ -19,7 +19,7 @@ from sqlalchemy import func, inspect, select, text
 
 from helpdesk.auth import services as auth_services
 from helpdesk.auth.models import Agent, ApiKey, Role
-from helpdesk.database import is_postgres, utcnow
+from helpdesk.database import is_postgres, refresh_statistics, utcnow
 from helpdesk.extensions import db
 from helpdesk.seeding import SeedParams, seed_store, store_is_empty
 from helpdesk.seeding.loader import BulkWriter
@@ -109,6 +109,11 @@ def prepare(size, *, reuse: bool, say: Callable[[str], None]) -> dict:
         db.session.commit()
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
+    else:
+        # What the nightly statistics job (`database.analyze`) keeps up on a running store:
+        # a reused data set may have grown since its statistics were taken.
+        refresh_statistics(db.session)
+        db.session.commit()
     return done
 
 

@@ -261,7 +261,14 @@ Index(
     "ix_outbound_created", OutboundMessage.created_at, OutboundMessage.kind, OutboundMessage.status
 )
 Index("ix_outbound_ticket", OutboundMessage.ticket_id)
-Index("ix_outbound_enrollment", OutboundMessage.flow_enrollment_id)
+# Partial: campaign and transactional messages have no enrolment, and SQLite's statistics
+# count their NULLs as one value, making a full index look useless for a flow's look-ups.
+Index(
+    "ix_outbound_enrollment",
+    OutboundMessage.flow_enrollment_id,
+    sqlite_where=OutboundMessage.flow_enrollment_id.is_not(None),
+    postgresql_where=OutboundMessage.flow_enrollment_id.is_not(None),
+)
 Index("ix_outbound_campaign", OutboundMessage.campaign_id)
 Index("ix_outbound_template_status", OutboundMessage.template, OutboundMessage.status)
 Index("ix_enrollment_flow_state", FlowEnrollment.flow_id, FlowEnrollment.state)

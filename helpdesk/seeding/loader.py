@@ -12,7 +12,7 @@ from collections import Counter
 
 from sqlalchemy import JSON, Table, func, insert, select, text
 
-from helpdesk.database import Base, is_postgres
+from helpdesk.database import Base, is_postgres, refresh_statistics
 
 INSERT_BATCH = 5_000
 
@@ -82,16 +82,17 @@ class BulkWriter:
                 )
 
     def finish(self) -> None:
-        """On PostgreSQL: move id sequences past the explicitly numbered rows, and refresh the
-        planner's statistics, which still describe the tables as they were before the load
-        (the derivations that follow would otherwise get plans made for empty tables)."""
+        """Refresh the planner's statistics of the loaded tables, which still describe them as
+        they were before the load (the derivations that follow, and on SQLite every page
+        until the statistics job runs, would otherwise get plans made for empty tables);
+        on PostgreSQL also move id sequences past the explicitly numbered rows."""
+        refresh_statistics(self.session, self.written)
         if not self.postgres:
             return
         preparer = self.session.get_bind().dialect.identifier_preparer
         for name in self.written:
             table = self._table(name)
             quoted = preparer.format_table(table)
-            self.session.execute(text(f"ANALYZE {quoted}"))
             if "id" not in table.columns or not table.columns["id"].primary_key:
                 continue
             self.session.execute(

@@ -192,9 +192,23 @@ Index("ix_ticket_customer_status", Ticket.customer_id, Ticket.status)
 Index("ix_ticket_status_priority", Ticket.status, Ticket.priority_rank, Ticket.id)
 Index("ix_ticket_status_frt_due", Ticket.status, Ticket.first_response_due_at)
 Index("ix_ticket_escalated_status", Ticket.escalated, Ticket.status)
-Index("ix_ticket_merged_into", Ticket.merged_into_id)
+# Partial (non-NULL only): almost every ticket has neither link, and SQLite's statistics count
+# the NULLs as one value, so a full index looked useless to its planner and the ticket page's
+# "does anything link here?" scanned the table (~19 ms at 50k tickets). Every look-up is an
+# equality, which implies IS NOT NULL, so both databases use the partial index.
+Index(
+    "ix_ticket_merged_into",
+    Ticket.merged_into_id,
+    sqlite_where=Ticket.merged_into_id.is_not(None),
+    postgresql_where=Ticket.merged_into_id.is_not(None),
+)
 Index("ix_ticket_created", Ticket.created_at, Ticket.id)  # queue newest/oldest, any view
-Index("ix_ticket_follow_up_of", Ticket.follow_up_of_id)  # related_tickets on the ticket page
+Index(  # related_tickets on the ticket page; partial as above
+    "ix_ticket_follow_up_of",
+    Ticket.follow_up_of_id,
+    sqlite_where=Ticket.follow_up_of_id.is_not(None),
+    postgresql_where=Ticket.follow_up_of_id.is_not(None),
+)
 Index("ix_ticket_priority_created", Ticket.priority_rank.desc(), Ticket.created_at, Ticket.id)
 Index("ix_ticket_related_order", Ticket.related_order_id)
 Index("ix_ticket_sla_due", Ticket.sla_due_at, Ticket.id)  # queue sort=sla, any view

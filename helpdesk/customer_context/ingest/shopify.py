@@ -27,6 +27,15 @@ from helpdesk.customer_context.services import (
 )
 from helpdesk.extensions import db
 
+# One instance of each schema, reused: a schema is stateless once built, and building one
+# deep-copies its declared fields (the order schema with its nested ones: ~1 ms a delivery).
+ORDER_SCHEMA = ShopifyOrderSchema()
+CUSTOMER_SCHEMA = ShopifyCustomerSchema()
+REFUND_SCHEMA = ShopifyRefundSchema()
+FULFILLMENT_SCHEMA = ShopifyFulfillmentSchema()
+CHECKOUT_SCHEMA = ShopifyCheckoutSchema()
+PRODUCT_SCHEMA = ShopifyProductSchema()
+
 
 class UnknownOrder(LookupError):
     """A refund or fulfilment for an order not received yet (Shopify delivers out of order)."""
@@ -38,17 +47,17 @@ class UnknownOrder(LookupError):
 
 def ingest_order(payload: dict) -> Outcome:
     """orders/create, orders/updated, orders/paid, orders/cancelled, orders/fulfilled."""
-    return upsert_order(ShopifyOrderSchema().load(payload))
+    return upsert_order(ORDER_SCHEMA.load(payload))
 
 
 def ingest_customer(payload: dict) -> Outcome:
     """customers/create, customers/update."""
-    return upsert_customer(ShopifyCustomerSchema().load(payload))
+    return upsert_customer(CUSTOMER_SCHEMA.load(payload))
 
 
 def ingest_refund(payload: dict) -> Outcome:
     """refunds/create: deduplicated by the refund id."""
-    data = ShopifyRefundSchema().load(payload)
+    data = REFUND_SCHEMA.load(payload)
     order = find_order(data.order_external_id)
     if order is None:
         raise UnknownOrder(data.order_external_id)
@@ -65,7 +74,7 @@ def ingest_refund(payload: dict) -> Outcome:
 
 def ingest_fulfillment(payload: dict) -> Outcome:
     """fulfillments/create, fulfillments/update."""
-    data = ShopifyFulfillmentSchema().load(payload)
+    data = FULFILLMENT_SCHEMA.load(payload)
     order = find_order(data.order_external_id)
     if order is None:
         raise UnknownOrder(data.order_external_id)
@@ -74,12 +83,12 @@ def ingest_fulfillment(payload: dict) -> Outcome:
 
 def ingest_checkout(payload: dict) -> Outcome:
     """checkouts/create, checkouts/update."""
-    return upsert_checkout(ShopifyCheckoutSchema().load(payload))
+    return upsert_checkout(CHECKOUT_SCHEMA.load(payload))
 
 
 def ingest_product(payload: dict) -> Outcome:
     """products/create, products/update (inventory is the sum of the variants')."""
-    return upsert_product(ShopifyProductSchema().load(payload))
+    return upsert_product(PRODUCT_SCHEMA.load(payload))
 
 
 TOPICS: dict[str, Callable[[dict], Outcome]] = {

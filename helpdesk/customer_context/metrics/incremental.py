@@ -13,7 +13,7 @@ import bisect
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import DateTime, bindparam, case, func, select, text
+from sqlalchemy import BigInteger, DateTime, Integer, bindparam, case, func, select, text
 
 from helpdesk import events
 from helpdesk.customer_context.metrics import definitions as d
@@ -58,25 +58,81 @@ class Scores:
 
 def customer_figures(customer_id: int, as_of: dt.datetime) -> Figures:
     """One customer's raw RFM figures as of `as_of` (one query)."""
-    dialect = db.session.get_bind().dialect.name
-    stmt = (
-        text(customer_figures_sql(dialect))
-        .bindparams(bindparam("cutoff", type_=DateTime()))
-        .columns(first_at=DateTime(), last_at=DateTime())
-    )
-    row = (
-        db.session.execute(
-            stmt,
-            {
-                "customer_id": customer_id,
-                "cutoff": d.order_cutoff(as_of),
-                "as_of_day": d.day_number(as_of),
-            },
+    return _figures_and_latest(customer_id, as_of)[0]
+
+
+# The latest RfmBoundaries row's key, read in the figures' statement (one round trip less
+# per order than a statement of its own).
+LATEST_BOUNDARIES_SQL = """
+    SELECT id AS bounds_id, computed_at AS bounds_computed_at, customers_scored AS bounds_scored
+    FROM rfm_boundaries ORDER BY id DESC LIMIT 1
+"""
+FIGURE_COLUMNS = dict(
+    frequency=Integer(),
+    monetary_cents=BigInteger(),
+    first_at=DateTime(),
+    last_at=DateTime(),
+    recency_days=Integer(),
+    age_days=Integer(),
+    bounds_id=Integer(),
+    bounds_computed_at=DateTime(),
+    bounds_scored=Integer(),
+)
+# The statements by dialect: built once, they are the same for every customer.
+_statements: dict[str, object] = {}
+
+
+def _figures_statement(dialect: str):
+    """One row: the customer's figures, the latest boundaries' key, and the customer's
+    metrics row as an entity (None when they have none yet), so a refresh reads once."""
+    stmt = _statements.get(dialect)
+    if stmt is None:
+        sql = (
+            f"SELECT f.*, b.bounds_id, b.bounds_computed_at, b.bounds_scored "
+            f"FROM ({customer_figures_sql(dialect)}) f "
+            f"LEFT JOIN ({LATEST_BOUNDARIES_SQL}) b ON 1 = 1"
         )
-        .mappings()
-        .one()
-    )
-    return Figures.from_row(row)
+        figures = (
+            text(sql)
+            .bindparams(bindparam("cutoff", type_=DateTime()))
+            .columns(**FIGURE_COLUMNS)
+            .subquery("figures")
+        )
+        stmt = _statements[dialect] = (
+            select(*(figures.c[name] for name in FIGURE_COLUMNS), CustomerMetrics)
+            .select_from(figures)
+            .outerjoin(
+                CustomerMetrics,
+                CustomerMetrics.customer_id == bindparam("customer_id", type_=Integer()),
+            )
+        )
+    return stmt
+
+
+def _figures_and_latest(
+    customer_id: int, as_of: dt.datetime
+) -> tuple[Figures, tuple | None, CustomerMetrics | None]:
+    """(the customer's figures, (id, computed_at, customers_scored) of the latest
+    RfmBoundaries row or None, the customer's metrics row or None), in one statement."""
+    dialect = db.session.get_bind().dialect.name
+    # populate_existing: a metrics row the session loaded earlier in the request (before the
+    # customer's row lock serialised concurrent orders) may be stale, and the ORM writes
+    # only the attributes that differ from what it holds: a value equal to the stale copy
+    # would not be written over a newer one (found by the webhook storm test).
+    *values, metrics = db.session.execute(
+        _figures_statement(dialect),
+        {
+            "customer_id": customer_id,
+            "cutoff": d.order_cutoff(as_of),
+            "as_of_day": d.day_number(as_of),
+        },
+        execution_options={"populate_existing": True},
+    ).one()
+    row = dict(zip(FIGURE_COLUMNS, values, strict=True))
+    latest = None
+    if row["bounds_id"] is not None:
+        latest = (row["bounds_id"], row["bounds_computed_at"], row["bounds_scored"])
+    return Figures.from_row(row), latest, metrics
 
 
 @dataclass(frozen=True)
@@ -107,19 +163,28 @@ class Cuts:
 _parsed: dict[tuple, Cuts] = {}
 
 
-def current_boundaries() -> Cuts | None:
-    """The cut points of the last full recompute, if any customer was scored in it."""
-    row = db.session.execute(
-        select(RfmBoundaries.id, RfmBoundaries.computed_at, RfmBoundaries.customers_scored)
-        .order_by(RfmBoundaries.id.desc())
-        .limit(1)
-    ).first()
-    if row is None or row.customers_scored == 0:
+_UNREAD = object()
+
+
+def current_boundaries(latest: tuple | None | object = _UNREAD) -> Cuts | None:
+    """The cut points of the last full recompute, if any customer was scored in it.
+
+    `latest`: the (id, computed_at, customers_scored) of the newest RfmBoundaries row (or
+    None for no row) when the caller has read it already in this transaction.
+    """
+    if latest is _UNREAD:
+        latest = db.session.execute(
+            select(RfmBoundaries.id, RfmBoundaries.computed_at, RfmBoundaries.customers_scored)
+            .order_by(RfmBoundaries.id.desc())
+            .limit(1)
+        ).first()
+    if latest is None or latest[2] == 0:
         return None
-    key = (row.id, row.computed_at)
+    row_id, computed_at, _scored = latest
+    key = (row_id, computed_at)
     cuts = _parsed.get(key)
     if cuts is None:
-        cuts = Cuts.parse(db.session.get(RfmBoundaries, row.id))
+        cuts = Cuts.parse(db.session.get(RfmBoundaries, row_id))
         _parsed.clear()
         _parsed[key] = cuts
     return cuts
@@ -176,6 +241,38 @@ def score_against_population(
     return Scores(r=d.rank_score(k_r, n), m=d.rank_score(k_m, n), clv_percentile=100.0 * k_clv / n)
 
 
+def _locked_customer(customer_id: int) -> Customer | None:
+    """The customer, row-locked on PostgreSQL until the transaction ends.
+
+    The figures are an aggregate of the customer's orders read at the start of their own
+    statement. Two deliveries for one customer at once (a refund on one order, a cancellation
+    of another) need not write any row in common before the metrics row, so each could count
+    its own change but not the other's, and the later commit would store figures missing one
+    of them. With the customer locked first, the second refresh waits for the first to commit
+    and its figures statement, which starts after the wait, sees that commit (READ
+    COMMITTED). SQLite has one writer at a time, so it needs no lock (nor a statement when
+    the customer is loaded already).
+    """
+    session = db.session()
+    if session.get_bind().dialect.name != "postgresql":
+        return session.get(Customer, customer_id)
+    # Keyed by the innermost transaction: a savepoint's rollback may release its locks.
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    locked = session.info.get(_LOCKED)
+    if locked is None or locked[0] is not transaction:
+        locked = session.info[_LOCKED] = (transaction, set())
+    if customer_id in locked[1]:  # a second refresh in the transaction (an embedded refund)
+        return session.get(Customer, customer_id)
+    customer = session.scalar(select(Customer).where(Customer.id == customer_id).with_for_update())
+    if customer is not None:
+        locked[1].add(customer_id)
+    return customer
+
+
+# session.info key: (the transaction, ids of the customers it has locked).
+_LOCKED = "helpdesk.metrics.locked_customers"
+
+
 def refresh_customer(
     customer_id: int, as_of: dt.datetime | dt.date | None = None
 ) -> CustomerMetrics:
@@ -183,11 +280,10 @@ def refresh_customer(
     settings = d.metrics_settings()
     as_of = d.normalise_as_of(as_of)
     session = db.session
-    customer = session.get(Customer, customer_id)
+    customer = _locked_customer(customer_id)
     if customer is None:
         raise LookupError(f"no customer {customer_id}")
-    figures = customer_figures(customer_id, as_of)
-    metrics = session.get(CustomerMetrics, customer_id)
+    figures, latest, metrics = _figures_and_latest(customer_id, as_of)
     old_tier = metrics.tier if metrics is not None else None
     if metrics is None:
         metrics = CustomerMetrics(
@@ -199,7 +295,7 @@ def refresh_customer(
         _write_unscored(metrics)
     else:
         clv = d.clv_cents(figures.monetary_cents, figures.age_days, settings.lifespan)
-        bounds = current_boundaries()
+        bounds = current_boundaries(latest)
         if bounds is not None:
             scores = score_against_boundaries(bounds, figures, clv, as_of)
         else:

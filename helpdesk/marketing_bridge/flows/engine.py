@@ -9,15 +9,19 @@ is owed to everyone) are sent. Reports compare treated and holdout conversions f
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, inspect, or_, select, update
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
-from helpdesk.marketing_bridge import outbox
+from helpdesk.marketing_bridge import config_cache, outbox
 from helpdesk.marketing_bridge.models import Flow, FlowEnrollment, OutboundMessage
 from helpdesk.marketing_bridge.templates_store import render, template_text
 
@@ -125,9 +129,39 @@ def ensure_default_flows() -> int:
 _FLOWS = "helpdesk.flows.by_key"
 
 
+_FLOW_COLUMNS = ("id", "key", "name", "description", "trigger", "active", "holdout_percent")
+
+
+def _flow_rows(session) -> tuple[dict, ...]:
+    """Every flow row's column values (plain values: each session gets its own copy of the
+    settings dict, see `_flows_by_key`)."""
+    columns = [getattr(Flow, name) for name in _FLOW_COLUMNS]
+    return tuple(
+        {**dict(zip(_FLOW_COLUMNS, values[:-1], strict=True)), "settings": values[-1]}
+        for values in session.execute(select(*columns, Flow.settings).order_by(Flow.id))
+    )
+
+
 def _flows_by_key() -> dict[str, Flow]:
+    """The session's Flow objects by key. Their column values come from the per-process
+    snapshot (`config_cache`, no statement while it is fresh): a row the session holds
+    already is used as it is, any other is attached as if just loaded."""
     session = db.session()
-    flows = {flow.key: flow for flow in session.scalars(select(Flow))}
+    rows = config_cache.cached("flow", session, lambda: _flow_rows(session))
+    flows = {}
+    for values in rows:
+        flow = session.identity_map.get(identity_key(Flow, values["id"]))
+        if flow is None:
+            flow = Flow(**{**values, "settings": copy.deepcopy(values["settings"])})
+            make_transient_to_detached(flow)
+            session.add(flow)
+        else:  # expired attributes (after a commit) filled as a load would, edits kept
+            for name in inspect(flow).unloaded & values.keys():
+                value = values[name]
+                set_committed_value(
+                    flow, name, copy.deepcopy(value) if name == "settings" else value
+                )
+        flows[flow.key] = flow
     session.info[_FLOWS] = (session.get_transaction(), flows)
     return flows
 
@@ -135,8 +169,9 @@ def _flows_by_key() -> dict[str, Flow]:
 def get_flow(key: str) -> Flow:
     """The flow row for `key`, created with its defaults on first use.
 
-    The rows are the session's own objects, read once per transaction (a lead's edit in
-    the same transaction changes the same object; the next transaction reads them again).
+    The rows are the session's own objects, set up once per transaction (a lead's edit in
+    the same transaction changes the same object) from the per-process snapshot of the
+    flow rows, which this process's edits drop at once (`config_cache`).
     """
     session = db.session()
     cached = session.info.get(_FLOWS)
@@ -292,21 +327,29 @@ def cancel_steps(enrollment_ids, templates, reason: str) -> int:
     return outbox.skip_scheduled(reason, flow_enrollment_ids=enrollment_ids, templates=templates)
 
 
-def record_conversion(customer_id: int, order, flow_keys=None) -> int:
-    """Mark the customer's enrolments that were running when `order` was placed as converted."""
-    # Active when the order was placed: enrolled before it and not finished before it (the
-    # same purchase may already have ended the enrolment through a completed checkout).
-    conditions = [
+def _conversion_conditions(customer_id: int, order) -> list:
+    """The customer's enrolments that were running when `order` was placed and are not
+    converted yet: enrolled before it and not finished before it (the same purchase may
+    already have ended the enrolment through a completed checkout), not its own."""
+    return [
         FlowEnrollment.customer_id == customer_id,
         FlowEnrollment.converted_order_id.is_(None),
         FlowEnrollment.enrolled_at <= order.placed_at,
         or_(FlowEnrollment.finished_at.is_(None), FlowEnrollment.finished_at >= order.placed_at),
         FlowEnrollment.trigger_ref != f"order:{order.id}",
     ]
+
+
+def record_conversion(customer_id: int, order, flow_keys=None, *, among_ids=None) -> int:
+    """Mark the customer's enrolments that were running when `order` was placed as converted
+    (only those of `among_ids` when given: the candidates a read just found)."""
+    conditions = _conversion_conditions(customer_id, order)
     if flow_keys is not None:
         conditions.append(
             FlowEnrollment.flow_id.in_(select(Flow.id).where(Flow.key.in_(list(flow_keys))))
         )
+    if among_ids is not None:
+        conditions.append(FlowEnrollment.id.in_(list(among_ids)))
     result = db.session.execute(
         update(FlowEnrollment)
         .where(*conditions)
@@ -327,31 +370,34 @@ def order_enrollments(customer_id: int, order) -> list[tuple[str, FlowEnrollment
     """(flow key, enrolment) of the customer's active enrolments in ORDER_FLOWS, after
     marking those running when `order` was placed as converted by it.
 
-    Done once per order and transaction for all the order_placed handlers together (one
-    UPDATE and one SELECT instead of one of each per flow); each handler filters the list by
-    its flows and by `state == "active"` when it uses it, so an enrolment another handler
-    exited meanwhile (the same session object) is left out, as a fresh read would. A new
-    enrolment for the customer in these flows joins the list (`enroll`).
+    Done once per order and transaction for all the order_placed handlers together; each
+    handler filters the list by its flows and by `state == "active"` when it uses it, so an
+    enrolment another handler exited meanwhile (the same session object) is left out, as a
+    fresh read would. A new enrolment for the customer in these flows joins the list
+    (`enroll`). One SELECT reads the active enrolments and the conversion candidates
+    together; the conversion UPDATE (with its full conditions, re-checked under the row
+    locks) runs only when there are candidates, which most orders do not have.
     """
     session = db.session()
     transaction = session.get_transaction()
     cached = session.info.get(_ORDER_ENROLLMENTS)
     if cached is not None and cached[0] is transaction and cached[1] == (customer_id, order.id):
         return cached[2]
-    record_conversion(customer_id, order, flow_keys=ORDER_FLOWS)
-    rows = [
-        (key, enrollment)
-        for enrollment, key in session.execute(
-            select(FlowEnrollment, Flow.key)
-            .join(Flow, Flow.id == FlowEnrollment.flow_id)
-            .where(
-                Flow.key.in_(ORDER_FLOWS),
-                FlowEnrollment.customer_id == customer_id,
-                FlowEnrollment.state == "active",
-            )
-            .order_by(FlowEnrollment.id)
+    convertible = and_(*_conversion_conditions(customer_id, order))
+    found = session.execute(
+        select(FlowEnrollment, Flow.key, case((convertible, 1), else_=0))
+        .join(Flow, Flow.id == FlowEnrollment.flow_id)
+        .where(
+            Flow.key.in_(ORDER_FLOWS),
+            FlowEnrollment.customer_id == customer_id,
+            or_(FlowEnrollment.state == "active", convertible),
         )
-    ]
+        .order_by(FlowEnrollment.id)
+    ).all()
+    candidates = [enrollment.id for enrollment, _key, flag in found if flag]
+    if candidates:
+        record_conversion(customer_id, order, flow_keys=ORDER_FLOWS, among_ids=candidates)
+    rows = [(key, enrollment) for enrollment, key, _flag in found if enrollment.state == "active"]
     session.info[_ORDER_ENROLLMENTS] = (transaction, (customer_id, order.id), rows)
     return rows
 

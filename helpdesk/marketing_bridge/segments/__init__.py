@@ -11,6 +11,7 @@ from helpdesk.marketing_bridge.segments.membership import (
     current_segment_ids,
     refresh_all,
     refresh_customer,
+    refresh_customers,
     refresh_segment,
 )
 from helpdesk.marketing_bridge.segments.schema import DefinitionError, validate_definition
@@ -22,6 +23,7 @@ __all__ = [
     "ensure_default_segments",
     "refresh_all",
     "refresh_customer",
+    "refresh_customers",
     "refresh_segment",
     "validate_definition",
 ]

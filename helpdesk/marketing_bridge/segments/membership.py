@@ -12,9 +12,13 @@ import json
 import logging
 
 from sqlalchemy import (
+    ARRAY,
     Integer,
+    Text,
+    any_,
     bindparam,
     case,
+    cast,
     exists,
     func,
     insert,
@@ -25,8 +29,10 @@ from sqlalchemy import (
     update,
 )
 
-from helpdesk.database import utcnow
+from helpdesk.customer_context.models import Customer
+from helpdesk.database import is_postgres, utcnow
 from helpdesk.extensions import db
+from helpdesk.marketing_bridge import config_cache
 from helpdesk.marketing_bridge.models import Segment, SegmentMembership
 from helpdesk.marketing_bridge.segments.compiler import ParamClock, compile_definition, matches
 from helpdesk.marketing_bridge.segments.schema import DefinitionError
@@ -101,18 +107,132 @@ def refresh_all(now: dt.datetime | None = None) -> dict:
     return totals
 
 
+# Customer ids per statement of `refresh_customers` on SQLite (one placeholder each); on
+# PostgreSQL the ids go as one array parameter, all at once.
+SQLITE_CHUNK = 500
+# Past this share of all customers, `refresh_customers` refreshes every segment whole: the
+# restricted statements then cost more than the full ones, and the result for the given
+# customers is the same.
+WHOLE_SHARE = 0.5
+
+
+def refresh_customers(customer_ids, now: dt.datetime | None = None) -> dict:
+    """Every segment re-evaluated for these customers only, set-based: what `refresh_all`
+    does to their memberships (stays closed, stays opened, the same `now`), the other
+    customers' memberships untouched. Member counts are recounted; `refreshed_at` is left
+    alone (a segment's other customers were not looked at). One read of the segments where
+    any of them has an open stay, then per segment and chunk of ids: an UPDATE closing stays
+    (only where one of them is a member: none for new customers) and an INSERT ... SELECT
+    opening them; then the count. For the end of a bulk import, where a refresh per customer
+    would cost a statement per customer and a full refresh would scan everyone."""
+    now = now or utcnow()
+    ids = sorted({int(c) for c in customer_ids if c is not None})
+    totals = {"segments": 0, "entered": 0, "exited": 0, "skipped": 0, "customers": len(ids)}
+    if not ids:
+        return totals
+    if len(ids) > WHOLE_SHARE * (db.session.scalar(select(func.count(Customer.id))) or 0):
+        return {**refresh_all(now), "customers": len(ids)}
+    if is_postgres(db.session):
+        chunks = [_among_array(ids)]
+    else:
+        chunks = [_among_list(ids[n : n + SQLITE_CHUNK]) for n in range(0, len(ids), SQLITE_CHUNK)]
+    held: set[int] = set()  # segments one of the customers is in now
+    for among in chunks:
+        held.update(
+            db.session.scalars(
+                select(SegmentMembership.segment_id)
+                .where(SegmentMembership.exited_at.is_(None), among(SegmentMembership.customer_id))
+                .distinct()
+            )
+        )
+    for segment in db.session.scalars(select(Segment).order_by(Segment.id)).all():
+        try:
+            definition = compile_definition(segment.definition, now)
+        except DefinitionError as exc:
+            log.warning("segment %s skipped: invalid definition: %s", segment.id, exc)
+            totals["skipped"] += 1
+            continue
+        for among in chunks:
+            matching = definition.where(among(Customer.id)).subquery("matching")
+            if segment.id in held:
+                totals["exited"] += _close_stays(segment.id, matching, among, now)
+            totals["entered"] += _open_stays(segment.id, matching, now)
+        segment.member_count = member_count(segment.id)
+        totals["segments"] += 1
+    db.session.flush()
+    return totals
+
+
+def _among_array(ids: list[int]):
+    """`column IN ids` as one array parameter in its text form (`{1,2,3}`: cheaper for the
+    client than a list, one parameter whatever the count)."""
+    array = cast(
+        bindparam(None, "{" + ",".join(map(str, ids)) + "}", type_=Text()), ARRAY(Integer())
+    )
+    return lambda column: column == any_(array)
+
+
+def _among_list(ids: list[int]):
+    return lambda column: column.in_(ids)
+
+
+def _close_stays(segment_id: int, matching, among, now: dt.datetime) -> int:
+    """Close the open stays of the chosen customers who no longer match."""
+    return (
+        db.session.execute(
+            update(SegmentMembership)
+            .where(
+                and_current(segment_id),
+                among(SegmentMembership.customer_id),
+                ~exists(
+                    select(literal(1)).where(
+                        matching.c.customer_id == SegmentMembership.customer_id
+                    )
+                ),
+            )
+            .values(exited_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        or 0
+    )
+
+
+def _open_stays(segment_id: int, matching, now: dt.datetime) -> int:
+    """Open stays for the matching customers not in the segment now."""
+    member = select(literal(1)).where(
+        SegmentMembership.segment_id == segment_id,
+        SegmentMembership.exited_at.is_(None),
+        SegmentMembership.customer_id == matching.c.customer_id,
+    )
+    entered = db.session.execute(  # RETURNING: the rowcount of INSERT ... SELECT is not portable
+        insert(SegmentMembership)
+        .from_select(
+            ["segment_id", "customer_id", "entered_at"],
+            select(literal(segment_id), matching.c.customer_id, literal(now)).where(
+                ~exists(member)
+            ),
+        )
+        .returning(SegmentMembership.id)
+    ).all()
+    return len(entered)
+
+
 def refresh_customer(customer_id: int, now: dt.datetime | None = None) -> dict:
     """Re-evaluate every segment for one customer (after an order or a metrics change).
 
-    Two reads whatever the number of segments: the segments' definitions, then ONE
-    `UNION ALL` statement returning the ids of the segments the customer matches and of
-    those they are in now (built once per set of definitions, see `_customer_statement`).
-    Then at most one INSERT for the entries, one UPDATE for the exits and one UPDATE of the
-    member counts.
+    One read whatever the number of segments: ONE `UNION ALL` statement returning the ids
+    of the segments the customer matches and of those they are in now (built once per set
+    of definitions, see `_customer_statement`; the definitions are read at most once per
+    MARKETING_CONFIG_CACHE_SECONDS in a process, and at once after its own edits, see
+    `config_cache`).
+    Then, when the customer enters or leaves a segment, one statement for the entries, the
+    exits and the member counts on PostgreSQL (three elsewhere, see `_write_moves`).
     """
     now = now or utcnow()
-    segments = db.session.execute(select(Segment.id, Segment.definition).order_by(Segment.id)).all()
-    statement, evaluated, clock = _customer_statement(segments)
+    session = db.session()
+    statement, evaluated, clock = config_cache.cached(
+        "segment", session, lambda: _customer_statement(_segment_rows(session))
+    )
     if not evaluated:
         return {"entered": 0, "exited": 0}
     inside, stays = set(), set()
@@ -121,39 +241,65 @@ def refresh_customer(customer_id: int, now: dt.datetime | None = None) -> dict:
         (inside if matched == 1 else stays).add(segment_id)
     entering = sorted((inside - stays) & evaluated)
     leaving = sorted((stays - inside) & evaluated)
-    if entering:
-        db.session.execute(
-            insert(SegmentMembership).values(
-                [{"segment_id": s, "customer_id": customer_id, "entered_at": now} for s in entering]
-            )
-        )
-    if leaving:
-        db.session.execute(
-            update(SegmentMembership)
-            .where(
-                SegmentMembership.customer_id == customer_id,
-                SegmentMembership.segment_id.in_(leaving),
-                SegmentMembership.exited_at.is_(None),
-            )
-            .values(exited_at=now)
-            .execution_options(synchronize_session=False)
-        )
     if entering or leaving:
-        count = Segment.member_count
-        db.session.execute(
-            update(Segment)
-            .where(Segment.id.in_(entering + leaving))
-            .values(
-                member_count=case(
-                    (Segment.id.in_(entering or [0]), count + 1),
-                    (count > 0, count - 1),
-                    else_=0,
-                )
-            )
-            .execution_options(synchronize_session=False)
-        )
+        _write_moves(customer_id, entering, leaving, now)
         _expire_loaded(customer_id, set(entering + leaving))
     return {"entered": len(entering), "exited": len(leaving)}
+
+
+def _write_moves(customer_id: int, entering: list[int], leaving: list[int], now) -> None:
+    """Open the entering stays, close the leaving ones, move the member counts. On
+    PostgreSQL in ONE statement (the stays' INSERT and UPDATE as data-modifying CTEs of the
+    counts' UPDATE, which does not read them); elsewhere in one statement each."""
+    stays = SegmentMembership.__table__
+    moves = []
+    if entering:
+        moves.append(
+            insert(stays)
+            .values(
+                [{"segment_id": s, "customer_id": customer_id, "entered_at": now} for s in entering]
+            )
+            .returning(stays.c.id)
+        )
+    if leaving:
+        moves.append(
+            update(stays)
+            .where(
+                stays.c.customer_id == customer_id,
+                stays.c.segment_id.in_(leaving),
+                stays.c.exited_at.is_(None),
+            )
+            .values(exited_at=now)
+            .returning(stays.c.id)
+        )
+    count = Segment.member_count
+    counts = (
+        update(Segment)
+        .where(Segment.id.in_(entering + leaving))
+        .values(
+            member_count=case(
+                (Segment.id.in_(entering or [0]), count + 1),
+                (count > 0, count - 1),
+                else_=0,
+            ),
+            # Given, not left to the column's onupdate: with CTEs attached that default
+            # would be sent as NULL.
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if is_postgres(db.session):
+        for n, move in enumerate(moves):
+            counts = counts.add_cte(move.cte(f"move_{n}"))
+    else:
+        for move in moves:
+            db.session.execute(move)
+    db.session.execute(counts)
+
+
+def _segment_rows(session) -> list:
+    """(id, definition) of every segment, by id."""
+    return session.execute(select(Segment.id, Segment.definition).order_by(Segment.id)).all()
 
 
 # The one-customer statement by the segments' (id, definition): built once per set of

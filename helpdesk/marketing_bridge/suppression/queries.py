@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 
 from helpdesk.customer_context.models import Customer, Order
-from helpdesk.database import utcnow
+from helpdesk.database import read_rows, utcnow
 from helpdesk.extensions import db
 from helpdesk.marketing_bridge.models import (
     OutboundMessage,
@@ -572,6 +572,7 @@ class MarketingState:
     accepts_marketing: bool
     reasons: list[str]
     entries: list[ActiveEntry] = field(default_factory=list)
+    has_scheduled: bool = False  # any outbound message scheduled for the customer
 
     @property
     def suppressed(self) -> bool:
@@ -600,11 +601,16 @@ class MarketingState:
 
 
 # The ticket sidebar's marketing panel runs these for every ticket opened: built once, with
-# bound parameters.
+# bound parameters. Whether anything is scheduled comes with the state: about 1% of the
+# customers with tickets have a scheduled message, and the list is read only for them.
+_HAS_SCHEDULED = exists().where(
+    OutboundMessage.customer_id == Customer.id, OutboundMessage.status == "scheduled"
+)
 _MARKETING_STATE = (
     select(
         Customer.email,
         Customer.accepts_marketing,
+        _HAS_SCHEDULED,
         Suppression.id,
         Suppression.reason,
         Suppression.started_at,
@@ -626,16 +632,20 @@ _MARKETING_STATE = (
 
 
 def marketing_state(customer_id: int) -> MarketingState:
-    """The customer's consent and active suppressions (one statement: the customer with its
-    active rows, by id or under its current email, outer-joined)."""
-    rows = db.session.execute(_MARKETING_STATE, {"customer_id": customer_id, "now": utcnow()}).all()
-    entries = [ActiveEntry(*row[2:]) for row in rows if row[2] is not None]
+    """The customer's consent and active suppressions, and whether a message is scheduled
+    for it (one statement: the customer with its active rows, by id or under its current
+    email, outer-joined)."""
+    rows = read_rows(
+        db.session, _MARKETING_STATE, {"customer_id": customer_id, "now": utcnow()}
+    ).all()
+    entries = [ActiveEntry(*row[3:]) for row in rows if row[3] is not None]
     return MarketingState(
         customer_id=customer_id,
         email=rows[0][0] if rows else None,
         accepts_marketing=bool(rows[0][1]) if rows else False,
         reasons=sorted({e.reason for e in entries}),
         entries=entries,
+        has_scheduled=bool(rows[0][2]) if rows else False,
     )
 
 
@@ -668,7 +678,7 @@ _SCHEDULED = (
 
 def scheduled_messages(customer_id: int, limit: int = 3) -> list[ScheduledMessage]:
     """The customer's next scheduled outbound messages, soonest first."""
-    rows = db.session.execute(_SCHEDULED, {"customer_id": customer_id, "limit": limit})
+    rows = read_rows(db.session, _SCHEDULED, {"customer_id": customer_id, "limit": limit})
     return [ScheduledMessage(*row) for row in rows]
 
 

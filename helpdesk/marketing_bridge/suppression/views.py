@@ -200,7 +200,8 @@ def lift(row_id: int):
 
 
 def panel_context(customer_id: int, ticket_id: int | None = None) -> dict | None:
-    """What the sidebar shows: state and why, the next scheduled messages (three queries)."""
+    """What the sidebar shows: state and why, the next scheduled messages (one statement;
+    two when something is scheduled)."""
     state = queries.marketing_state(customer_id)
     if state.email is None:
         return None
@@ -209,7 +210,9 @@ def panel_context(customer_id: int, ticket_id: int | None = None) -> dict | None
             "customer_id": customer_id,
             "ticket_id": ticket_id,
             "state": state,
-            "scheduled": queries.scheduled_messages(customer_id, limit=3),
+            "scheduled": (
+                queries.scheduled_messages(customer_id, limit=3) if state.has_scheduled else []
+            ),
             "paused": any(e.reason == "manual" for e in state.entries),
         }
     }

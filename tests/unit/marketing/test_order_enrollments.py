@@ -11,7 +11,13 @@ from sqlalchemy import select
 from helpdesk.database import utcnow
 from helpdesk.extensions import db
 from helpdesk.marketing_bridge.flows import cart_recovery, post_purchase, winback
-from helpdesk.marketing_bridge.flows.engine import PlannedStep, enroll, get_flow
+from helpdesk.marketing_bridge.flows.engine import (
+    PlannedStep,
+    enroll,
+    exit_enrollments,
+    get_flow,
+    order_enrollments,
+)
 from helpdesk.marketing_bridge.models import FlowEnrollment, OutboundMessage
 from helpdesk.marketing_bridge.templates_store import base_context
 from tests.factories.customer_context import CustomerFactory
@@ -102,3 +108,32 @@ def test_a_second_order_in_the_same_transaction_reads_again():
     # The first order's enrolment (made after the first read) is seen by the second order.
     db.session.expire_all()
     assert enrolment.converted_order_id == second.id
+
+
+def test_no_candidates_no_conversion_update(count_queries):
+    customer = CustomerFactory()
+    order = order_with(customer, placed_at=utcnow())
+    db.session.flush()
+    count_queries.reset()
+    assert order_enrollments(customer.id, order) == []
+    statements = [" ".join(s.split()) for s in count_queries.statements]
+    assert [s.split(" ", 1)[0] for s in statements] == ["SELECT"]
+
+
+def test_an_enrolment_ended_after_the_order_was_placed_is_converted_not_listed():
+    customer = CustomerFactory()
+    now = utcnow()
+    steps = [PlannedStep("winback", "winback", now, base_context(customer))]
+    ended = enroll(
+        get_flow("winback"), customer, "at_risk:9", steps, now=now - dt.timedelta(days=2)
+    )
+    exit_enrollments([ended], "left the segment", now=now)
+    running_one = _enrol("cart_recovery", customer, "checkout:9", "cart_existing", "cart_existing")
+    order = order_with(customer, placed_at=now - dt.timedelta(days=1))
+    db.session.flush()
+    rows = order_enrollments(customer.id, order)
+    # Enrolled after the order was placed: running now, listed, but not converted by it.
+    assert rows == [("cart_recovery", running_one)]
+    db.session.expire_all()
+    assert ended.state == "exited" and ended.converted_order_id == order.id
+    assert running_one.converted_order_id is None

@@ -6,14 +6,16 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from helpdesk.database import utcnow
+from helpdesk.database import is_postgres, utcnow
 from helpdesk.extensions import db
 from helpdesk.marketing_bridge.models import Segment, SegmentMembership
 from helpdesk.marketing_bridge.segments import (
     DefinitionError,
     compile_definition,
     ensure_default_segments,
+    refresh_all,
     refresh_customer,
+    refresh_customers,
     refresh_segment,
     validate_definition,
 )
@@ -292,14 +294,16 @@ def test_refresh_customer_reads_twice_and_writes_once_per_kind(count_queries):
         .values(definition={"all": [{"field": "shoe_size"}]})
     )
     row = CustomerMetricsFactory(orders_count=2, total_spent=Decimal("50"), aov=Decimal("25"))
+    # PostgreSQL writes the stays and the member counts in one statement (CTEs).
+    writes = 1 if is_postgres(db.session) else 2
     count_queries.reset()
     assert refresh_customer(row.customer_id) == {"entered": 3, "exited": 0}
-    assert count_queries.count == 4  # segments, one UNION ALL, entries, member counts
+    assert count_queries.count == 2 + writes  # segments, one UNION ALL, entries, member counts
     row.orders_count = 1
     db.session.flush()
     count_queries.reset()
     assert refresh_customer(row.customer_id) == {"entered": 0, "exited": 1}
-    assert count_queries.count == 4  # segments, one UNION ALL, exits, member counts
+    assert count_queries.count == 2 + writes  # segments, one UNION ALL, exits, member counts
     counts = dict(db.session.execute(select(Segment.id, Segment.member_count)).all())
     current = db.session.scalars(
         select(SegmentMembership.segment_id).where(
@@ -327,3 +331,107 @@ def test_refresh_customer_statement_is_reused_across_time_and_rebuilt_on_edit():
     db.session.flush()
     assert refresh_customer(row.customer_id, later) == {"entered": 1, "exited": 0}
     assert ids(segment.definition) == {row.customer_id}
+
+
+def _open_stays() -> dict[int, set[int]]:
+    """customer id -> ids of the segments they are in now."""
+    out: dict[int, set[int]] = {}
+    for customer_id, segment_id in db.session.execute(
+        select(SegmentMembership.customer_id, SegmentMembership.segment_id).where(
+            SegmentMembership.exited_at.is_(None)
+        )
+    ):
+        out.setdefault(customer_id, set()).add(segment_id)
+    return out
+
+
+def _moving_population():
+    """Default segments, customers in some of them, then changes none was refreshed for."""
+    now = utcnow()
+    rows = [
+        CustomerMetricsFactory(
+            orders_count=1 + n % 4,
+            total_spent=Decimal(20 + 45 * n),
+            aov=Decimal(20 + 10 * n),
+            last_order_at=now - dt.timedelta(days=5 + 17 * n),
+            rfm_segment=("champions", "loyal", "at_risk", "lost")[n % 4],
+        )
+        for n in range(12)
+    ]
+    for n, row in enumerate(rows[:6]):
+        order_with(row.customer, placed_at=now - dt.timedelta(days=3 + n))
+    ensure_default_segments()
+    refresh_all(now)
+    for n, row in enumerate(rows):  # every customer moves; no refresh follows
+        row.orders_count += 2
+        row.last_order_at = now - dt.timedelta(days=100 + n)
+        row.rfm_segment = ("lost", "champions", "loyal", "at_risk")[n % 4]
+        if n % 3 == 0:
+            order_with(row.customer, placed_at=now - dt.timedelta(days=1))
+    db.session.flush()
+    return [row.customer_id for row in rows]
+
+
+@pytest.mark.parametrize("chunk", [500, 2])
+def test_refresh_customers_gives_them_what_refresh_all_gives(monkeypatch, chunk):
+    from helpdesk.marketing_bridge.segments import membership
+
+    monkeypatch.setattr(membership, "SQLITE_CHUNK", chunk)
+    ids = _moving_population()
+    chosen, others = ids[::2], ids[1::2]
+    before = _open_stays()
+    now = utcnow()
+
+    result = refresh_customers(chosen, now)
+
+    restricted = _open_stays()
+    chosen_rows = _stays_of(chosen)
+    assert result["customers"] == len(chosen) and result["entered"] and result["exited"]
+    assert {c: restricted.get(c) for c in others} == {c: before.get(c) for c in others}
+    # The counts are the true counts.
+    for segment in db.session.scalars(select(Segment)):
+        assert segment.member_count == sum(segment.id in s for s in restricted.values())
+    refresh_all(now)
+    # refresh_all finds nothing left to do for the chosen customers (no stay opened or
+    # closed, the same times), and the others had moved.
+    assert _stays_of(chosen) == chosen_rows
+    full = _open_stays()
+    assert {c: full.get(c) for c in others} != {c: before.get(c) for c in others}
+
+
+def _stays_of(customer_ids) -> list[tuple]:
+    return sorted(
+        db.session.execute(
+            select(
+                SegmentMembership.customer_id,
+                SegmentMembership.segment_id,
+                SegmentMembership.entered_at,
+                SegmentMembership.exited_at,
+            ).where(SegmentMembership.customer_id.in_(customer_ids))
+        ).all(),
+        key=lambda r: (r[0], r[1], r[2], r[3] is not None, r[3] or r[2]),
+    )
+
+
+def test_refresh_customers_of_most_of_the_base_refreshes_everything(monkeypatch):
+    ids = _moving_population()
+    others = ids[1:]
+    before = _open_stays()
+    assert refresh_customers(ids[:1])["customers"] == 1
+    assert {c: _open_stays().get(c) for c in others} == {c: before.get(c) for c in others}
+
+    from helpdesk.marketing_bridge.segments import membership
+
+    monkeypatch.setattr(membership, "WHOLE_SHARE", 0.01)
+    now = utcnow()
+    refresh_customers(ids[:1], now)
+    after = _open_stays()
+    refresh_all(now)
+    assert _open_stays() == after
+    assert {c: after.get(c) for c in others} != {c: before.get(c) for c in others}
+
+
+def test_refresh_customers_of_nobody_reads_nothing(count_queries):
+    count_queries.reset()
+    assert refresh_customers([])["segments"] == 0
+    assert count_queries.count == 0

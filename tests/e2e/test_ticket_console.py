@@ -115,7 +115,9 @@ def test_agent_works_a_ticket_with_keyboard_and_htmx(page, live_server, e2e_db):
     page.keyboard.press("Control+Enter")
     page.wait_for_selector("#thread .msg-internal >> text=Checked with the courier")
 
-    # A field edit in place, then s solves.
+    # A field edit in place, then s solves. The note's swap sends a presence update first;
+    # let it land (an agent does not change a field within milliseconds of sending).
+    _wait_for_htmx_quiet(page)
     page.select_option("#ticket-fields select[name=value] >> nth=1", "urgent")
     page.wait_for_selector("#audit-trail >> text=Priority normal → urgent")
     page.keyboard.press("s")

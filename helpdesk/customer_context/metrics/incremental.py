@@ -250,27 +250,21 @@ def _locked_customer(customer_id: int) -> Customer | None:
     its own change but not the other's, and the later commit would store figures missing one
     of them. With the customer locked first, the second refresh waits for the first to commit
     and its figures statement, which starts after the wait, sees that commit (READ
-    COMMITTED). SQLite has one writer at a time, so it needs no lock (nor a statement when
-    the customer is loaded already).
+    COMMITTED).
+
+    `FOR NO KEY UPDATE`, the lock an UPDATE of the row takes: it serialises the refreshes
+    but not against the KEY SHARE lock that inserting a row referencing the customer (a new
+    order, a refund) takes. `FOR UPDATE` conflicts with that too, so two deliveries that had
+    each inserted an order for the customer would wait for each other (a deadlock). SQLite
+    has one writer at a time, so it needs no lock (nor a statement when the customer is
+    loaded already).
     """
     session = db.session()
     if session.get_bind().dialect.name != "postgresql":
         return session.get(Customer, customer_id)
-    # Keyed by the innermost transaction: a savepoint's rollback may release its locks.
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    locked = session.info.get(_LOCKED)
-    if locked is None or locked[0] is not transaction:
-        locked = session.info[_LOCKED] = (transaction, set())
-    if customer_id in locked[1]:  # a second refresh in the transaction (an embedded refund)
-        return session.get(Customer, customer_id)
-    customer = session.scalar(select(Customer).where(Customer.id == customer_id).with_for_update())
-    if customer is not None:
-        locked[1].add(customer_id)
-    return customer
-
-
-# session.info key: (the transaction, ids of the customers it has locked).
-_LOCKED = "helpdesk.metrics.locked_customers"
+    return session.scalar(
+        select(Customer).where(Customer.id == customer_id).with_for_update(key_share=True)
+    )
 
 
 def refresh_customer(
